@@ -1,0 +1,36 @@
+# One entry point for users and CI. `make test` and `make demo` create .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU wheel of torch lies on the development machines' disk; a loose `torch` would pull a
+# multi-GB CUDA build. GPU users install their own torch and then `pip install -e .`.
+TORCH_PIN ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test test-fast demo lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: $(STAMP)
+	$(BIN)/compress run pipelines/digits.yaml
+	@echo
+	@cat exported/digits/report.md
+
+lint: $(STAMP)
+	$(BIN)/ruff check compress tests benchmarks
+
+clean:
+	rm -rf exported/*/ .pytest_cache
