@@ -1,0 +1,112 @@
+"""Files that stages exchange: atomic writes, hashes, self-describing checkpoints.
+
+Every write goes to a temporary file in the destination folder and is renamed into place, so a
+killed process leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from compress.errors import ArtifactError
+
+CHECKPOINT_FORMAT = "compress.checkpoint/1"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success fsync and rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def read_json(path: str | Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as e:
+        raise ArtifactError(f"{path}: file not found") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path}: not valid JSON ({e}); delete it and rerun") from e
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Save a self-describing checkpoint: model spec, state dict, data spec, config, metrics.
+
+    Only tensors, numbers, strings, lists and dicts go in, so that `load_checkpoint` can use
+    `torch.load(weights_only=True)` and never unpickles code.
+    """
+    import torch
+
+    payload = {"format": CHECKPOINT_FORMAT, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ArtifactError(
+            f"{path}: refused to load: the checkpoint holds Python objects beyond tensors and "
+            f"plain data (only weights_only loading is allowed): {str(e).splitlines()[0]}"
+        ) from e
+    except Exception as e:  # torch raises RuntimeError/EOFError/zipfile errors for damage
+        raise ArtifactError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            "rerun the stage that made it"
+        ) from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ArtifactError(
+            f"{path}: not a compress checkpoint (expected format {CHECKPOINT_FORMAT!r})"
+        )
+    return ckpt

@@ -1,0 +1,101 @@
+"""Data sources with fixed, seeded train/val/test splits and train-only normalisation.
+
+Each source module defines a small config class (discriminated by `source`) and a loader that
+returns raw arrays; this module splits, checks and normalises them into a `Dataset`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import numpy as np
+from pydantic import Field
+
+from compress.artifacts import canonical_json
+from compress.data.digits import DigitsData, load_digits_raw
+from compress.data.mnist1d import Mnist1dData, load_mnist1d_raw
+from compress.data.npz import NpzData, load_npz_raw
+from compress.data.splits import RawSplits
+from compress.errors import DataError
+
+DataConfig = Annotated[DigitsData | Mnist1dData | NpzData, Field(discriminator="source")]
+
+_LOADERS = {"digits": load_digits_raw, "mnist1d": load_mnist1d_raw, "npz": load_npz_raw}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Normalised float32 inputs shaped (N, C, ...) and int64 labels for the three splits."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    mean: list[float]
+    std: list[float]
+    num_classes: int
+    class_labels: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> list[int]:
+        """Shape of one sample without the batch axis, e.g. [1, 8, 8]."""
+        return list(self.x_train.shape[1:])
+
+    @property
+    def layout(self) -> str:
+        return {3: "NCL", 4: "NCHW"}.get(self.x_train.ndim, "N" + "F" * (self.x_train.ndim - 1))
+
+    def preprocessing(self) -> dict:
+        """How raw inputs become model inputs: (x - mean[c]) / std[c] per channel."""
+        return {"layout": self.layout, "mean": self.mean, "std": self.std, "dtype": "float32"}
+
+
+def load_dataset(cfg) -> Dataset:
+    """Load, split, check and normalise the data a config describes (cached per process)."""
+    return _load_cached(canonical_json(cfg.model_dump(mode="json")), cfg)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(_key: str, cfg) -> Dataset:
+    raw: RawSplits = _LOADERS[cfg.source](cfg)
+    return _normalise(cfg.source, raw)
+
+
+def _normalise(name: str, raw: RawSplits) -> Dataset:
+    # Statistics come from the training split only, so val/test stay unseen.
+    axes = tuple(i for i in range(raw.x_train.ndim) if i != 1)
+    mean = raw.x_train.mean(axis=axes, dtype=np.float64)
+    std = raw.x_train.std(axis=axes, dtype=np.float64)
+    std = np.where(std < 1e-8, 1.0, std)
+    shape = [1, -1] + [1] * (raw.x_train.ndim - 2)
+    m, s = mean.reshape(shape), std.reshape(shape)
+
+    def norm(x: np.ndarray) -> np.ndarray:
+        return ((x - m) / s).astype(np.float32)
+
+    num_classes = int(raw.num_classes)
+    labels = raw.class_labels or [str(i) for i in range(num_classes)]
+    return Dataset(
+        name=name,
+        x_train=norm(raw.x_train), y_train=raw.y_train.astype(np.int64),
+        x_val=norm(raw.x_val), y_val=raw.y_val.astype(np.int64),
+        x_test=norm(raw.x_test), y_test=raw.y_test.astype(np.int64),
+        mean=[float(v) for v in mean], std=[float(v) for v in std],
+        num_classes=num_classes, class_labels=labels,
+    )
+
+
+def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
+    """Apply stored per-channel statistics to raw inputs shaped (N, C, ...)."""
+    if x.shape[1] != len(mean):
+        raise DataError(f"inputs have {x.shape[1]} channels but the model expects {len(mean)}")
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    return ((x - np.reshape(mean, shape)) / np.reshape(std, shape)).astype(np.float32)
+
+
+__all__ = ["DataConfig", "Dataset", "DigitsData", "Mnist1dData", "NpzData", "load_dataset"]

@@ -1,0 +1,107 @@
+"""User data from a `.npz` file: x_train, y_train, x_test, y_test and optionally x_val, y_val.
+
+Inputs are (N, F) features, (N, C, L) sequences or (N, C, H, W) images; labels are integers
+0..K-1. An optional `class_labels` array names the classes. Every array is checked before use.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from compress.data.splits import RawSplits, SplitFields, add_channel_axis, stratified_split
+from compress.errors import DataError
+
+REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+
+
+class NpzData(SplitFields):
+    source: Literal["npz"] = "npz"
+    path: str = Field(description="the .npz file; relative paths start at the pipeline file")
+
+
+def load_npz_raw(cfg: NpzData) -> RawSplits:
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found; check `data.path`")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e}); save it with numpy.savez") from e
+
+    missing = [k for k in REQUIRED if k not in arrays]
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        missing.append("y_val" if "x_val" in arrays else "x_val")
+    if missing:
+        raise DataError(
+            f"{path}: missing array(s) {', '.join(missing)}; the file needs "
+            f"{', '.join(REQUIRED)} (and x_val with y_val, or neither)"
+        )
+    splits = ["train", "test"] + (["val"] if "x_val" in arrays else [])
+    for split in splits:
+        _check_pair(path, split, arrays[f"x_{split}"], arrays[f"y_{split}"])
+
+    shapes = {arrays[f"x_{s}"].shape[1:] for s in splits}
+    if len(shapes) > 1:
+        raise DataError(f"{path}: x arrays disagree on the sample shape: {sorted(shapes)}")
+    train_max = int(arrays["y_train"].max())
+    for split in splits[1:]:
+        if int(arrays[f"y_{split}"].max()) > train_max:
+            raise DataError(
+                f"{path}: y_{split} has label {int(arrays[f'y_{split}'].max())} but y_train only "
+                f"goes up to {train_max}; every class must appear in the training split"
+            )
+    y_all = np.concatenate([arrays[f"y_{s}"] for s in splits])
+    num_classes = int(y_all.max()) + 1
+    labels = [str(v) for v in arrays["class_labels"]] if "class_labels" in arrays else []
+    if labels and len(labels) < num_classes:
+        raise DataError(
+            f"{path}: class_labels names {len(labels)} classes but labels go up to "
+            f"{num_classes - 1}"
+        )
+    num_classes = max(num_classes, len(labels))
+
+    x = {s: add_channel_axis(arrays[f"x_{s}"].astype(np.float32)) for s in splits}
+    y = {s: arrays[f"y_{s}"].astype(np.int64) for s in splits}
+    if "val" in x:
+        x_train, y_train, x_val, y_val = x["train"], y["train"], x["val"], y["val"]
+    else:
+        x_train, y_train, x_val, y_val = stratified_split(
+            x["train"], y["train"], cfg.val_fraction, cfg.seed
+        )
+    return RawSplits(
+        x_train, y_train, x_val, y_val, x["test"], y["test"], num_classes, class_labels=labels
+    )
+
+
+def _check_pair(path: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:
+    where = f"{path}: x_{split}/y_{split}"
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"{where}: x_{split} has dtype {x.dtype}; inputs must be numeric")
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            pass  # whole-valued floats are accepted as labels
+        else:
+            raise DataError(
+                f"{where}: y_{split} has dtype {y.dtype}; labels must be integers 0..K-1"
+            )
+    if x.ndim < 2 or x.ndim > 4:
+        raise DataError(
+            f"{where}: x_{split} has shape {x.shape}; expected (N, F), (N, C, L) or (N, C, H, W)"
+        )
+    if y.ndim != 1:
+        raise DataError(f"{where}: y_{split} has shape {y.shape}; expected (N,)")
+    if len(x) == 0:
+        raise DataError(f"{where}: the {split} split is empty")
+    if len(x) != len(y):
+        raise DataError(f"{where}: {len(x)} inputs but {len(y)} labels; lengths must match")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise DataError(f"{where}: x_{split} holds {bad} NaN/Inf value(s); clean or impute them")
+    if y.min() < 0:
+        raise DataError(f"{where}: y_{split} has negative label {y.min()}; use 0..K-1")

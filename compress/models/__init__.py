@@ -1,0 +1,37 @@
+"""Model registry: a typed spec per family, discriminated by `arch`, and `build_model(spec, ...)`.
+
+A checkpoint stores the spec (with real channel counts) next to its state dict, so any
+checkpoint rebuilds from data alone, without pickled code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter
+
+from compress.models.mlp import MLP, MlpSpec
+from compress.models.resnet import ResNet, ResNetSpec
+
+ModelSpec = Annotated[MlpSpec | ResNetSpec, Field(discriminator="arch")]
+_SPEC = TypeAdapter(ModelSpec)
+
+
+def parse_model_spec(data: dict) -> MlpSpec | ResNetSpec:
+    return _SPEC.validate_python(data)
+
+
+def build_model(spec, input_shape: list[int], num_classes: int):
+    """Build an untrained model for inputs shaped `input_shape` (no batch axis)."""
+    if isinstance(spec, dict):
+        spec = parse_model_spec(spec)
+    if isinstance(spec, MlpSpec):
+        return MLP(spec, input_shape, num_classes)
+    return ResNet(spec, input_shape, num_classes)
+
+
+def count_params(model) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+__all__ = ["ModelSpec", "MlpSpec", "ResNetSpec", "build_model", "count_params", "parse_model_spec"]

@@ -1,0 +1,101 @@
+"""Residual CNN with batch norm, 1-D (N, C, L) or 2-D (N, C, H, W) by the input's rank.
+
+stem conv -> stages of basic blocks (conv-BN-ReLU-conv-BN + shortcut) -> global average pool ->
+dropout -> linear. The first block of every stage after the first halves the resolution. The
+`stem`/`blocks` fields hold explicit channel counts, which is how pruned models are described.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from torch import nn
+
+
+class ResBlockSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mid: PositiveInt = Field(description="channels after the block's first conv")
+    out: PositiveInt = Field(description="channels the block outputs")
+    stride: Literal[1, 2] = 1
+
+
+class ResNetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arch: Literal["resnet"] = "resnet"
+    width: PositiveInt = Field(32, description="channels of the first stage; doubled per stage")
+    stages: int = Field(3, ge=1, le=6, description="stages; each after the first halves resolution")
+    blocks_per_stage: int = Field(1, ge=1, le=8, description="residual blocks per stage")
+    kernel_size: int = Field(3, ge=1, le=15, description="conv kernel size (odd)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout before the classifier")
+    stem: PositiveInt | None = Field(None, description="explicit stem channels (set by pruning)")
+    blocks: list[ResBlockSpec] | None = Field(
+        None, description="explicit per-block channels; overrides width/stages (set by pruning)"
+    )
+
+    def layout(self) -> tuple[int, list[ResBlockSpec]]:
+        """The real channel counts: (stem channels, blocks)."""
+        if self.blocks is not None:
+            return self.stem or self.blocks[0].out, list(self.blocks)
+        blocks = []
+        for s in range(self.stages):
+            c = self.width * 2**s
+            for b in range(self.blocks_per_stage):
+                blocks.append(ResBlockSpec(mid=c, out=c, stride=2 if s > 0 and b == 0 else 1))
+        return self.stem or self.width, blocks
+
+
+def _layers(dims: int):
+    if dims == 1:
+        return nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d
+    return nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, spec: ResBlockSpec, kernel: int, dims: int):
+        super().__init__()
+        conv, bn, _ = _layers(dims)
+        pad = kernel // 2
+        self.conv1 = conv(cin, spec.mid, kernel, stride=spec.stride, padding=pad, bias=False)
+        self.bn1 = bn(spec.mid)
+        self.conv2 = conv(spec.mid, spec.out, kernel, padding=pad, bias=False)
+        self.bn2 = bn(spec.out)
+        self.relu = nn.ReLU()
+        self.shortcut: nn.Module = nn.Identity()
+        if spec.stride != 1 or cin != spec.out:
+            self.shortcut = nn.Sequential(
+                conv(cin, spec.out, 1, stride=spec.stride, bias=False), bn(spec.out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.relu(y + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, spec: ResNetSpec, input_shape: list[int], num_classes: int):
+        super().__init__()
+        dims = len(input_shape) - 1
+        if dims not in (1, 2):
+            raise ValueError(f"resnet needs (C, L) or (C, H, W) inputs, got {input_shape}")
+        conv, bn, pool = _layers(dims)
+        stem, blocks = spec.layout()
+        k = spec.kernel_size
+        self.stem = nn.Sequential(
+            conv(input_shape[0], stem, k, padding=k // 2, bias=False), bn(stem), nn.ReLU()
+        )
+        layers, cin = [], stem
+        for b in blocks:
+            layers.append(BasicBlock(cin, b, k, dims))
+            cin = b.out
+        self.blocks = nn.Sequential(*layers)
+        self.pool = nn.Sequential(pool(1), nn.Flatten())
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
+        self.head = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pool(self.blocks(self.stem(x)))))
