@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-
-from compress.errors import DataError
 
 
 class SplitFields(BaseModel):

@@ -1,0 +1,92 @@
+"""Click options generated from a stage's config class, so that `compress <stage>` and the YAML
+step share one validation, one set of defaults and one help text."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal
+
+import click
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from compress.errors import ConfigError
+
+
+def _unwrap_optional(tp):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+class YamlValue(click.ParamType):
+    """A structured value typed inline as YAML, e.g. --model '{arch: resnet, width: 16}'."""
+
+    name = "yaml"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            self.fail(f"not valid inline YAML: {value!r} ({e})", param, ctx)
+
+
+def config_options(cls: type[BaseModel], skip: set[str]):
+    """Decorator adding one option per field of `cls` (defaults stay in the config class)."""
+
+    def deco(fn):
+        for name, field in reversed(list(cls.model_fields.items())):
+            if name in skip:
+                continue
+            flag = "--" + name.replace("_", "-")
+            tp, optional = _unwrap_optional(field.annotation)
+            default = field.get_default(call_default_factory=True)
+            shown = "null" if default is None else default
+            if isinstance(default, BaseModel):
+                shown = default.model_dump(mode="json", exclude_defaults=True) or "{}"
+            help_text = f"{field.description or ''} [default: {shown}]".strip()
+            kwargs: dict[str, Any] = {"default": None, "help": help_text}
+            origin = typing.get_origin(tp)
+            if tp is bool:
+                fn = click.option(f"{flag}/--no-{flag[2:]}", name, **kwargs)(fn)
+                continue
+            if origin is Literal:
+                kwargs["type"] = click.Choice([str(a) for a in typing.get_args(tp)])
+            elif tp in (int, float, str):
+                kwargs["type"] = tp
+            elif origin is list and typing.get_args(tp)[0] in (int, float, str):
+                kwargs["type"] = typing.get_args(tp)[0]
+                kwargs["multiple"] = True
+                kwargs["default"] = ()
+            else:
+                kwargs["type"] = YamlValue()
+            if optional and tp in (int, float):
+                kwargs["type"] = YamlValue()  # so that `none`/`null` can be given
+            fn = click.option(flag, name, **kwargs)(fn)
+        return fn
+
+    return deco
+
+
+def build_config(cls: type[BaseModel], command: str, values: dict[str, Any]):
+    """Validate CLI values into `cls`; errors name the option, like YAML errors name the field."""
+    given = {k: v for k, v in values.items() if v is not None and v != ()}
+    try:
+        return cls.model_validate(given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        opt = "--" + loc[0].replace("_", "-") if loc else command
+        rest = ".".join(loc[1:])
+        got = err.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg, shown = "unknown field", ""
+        where = f"{opt}{' ' + rest if rest else ''}"
+        raise ConfigError(f"{command}: option {where}: {msg}{shown}") from e

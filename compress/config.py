@@ -1,0 +1,249 @@
+"""Pipeline files: YAML (safe_load only) validated into typed, frozen pydantic models.
+
+Every error names the file, the stage id and the field, on one line, with the valid choices or a
+close match where there is one. References between stages are checked at load time: a stage may
+only consume earlier stages, and only artifacts of a kind it understands.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from compress.data import DataConfig
+from compress.errors import ConfigError
+from compress.stages import STAGES
+from compress.stages.base import ID_PATTERN
+
+_STAGE_CONFIGS = tuple(d.config_cls for d in STAGES.values())
+StageUnion = Annotated[Union[_STAGE_CONFIGS], Field(discriminator="stage")]  # noqa: UP007
+
+
+class MetricGate(BaseModel):
+    """A bound on any metric a stage reports, named `<stage id>.<metric>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str = Field(description="e.g. teacher.test_accuracy_pct or bench.teacher.b1_t1.p50_ms")
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if "." not in self.metric:
+            raise ValueError("metric must be '<stage id>.<metric name>'")
+        return self
+
+
+class GatesConfig(BaseModel):
+    """Conditions the run must meet; a failing gate makes `compress run` exit 1.
+
+    The comparison gates read a bench stage: `candidate` against `baseline` (model ids in that
+    bench; default the last and the first model), at `batch_size` and `threads`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bench: str | None = Field(None, description="bench stage id; default: the last bench stage")
+    baseline: str | None = Field(None, description="model id in the bench; default: the first")
+    candidate: str | None = Field(None, description="model id in the bench; default: the last")
+    batch_size: int = Field(1, ge=1, description="latency setting the speed-up is read at")
+    threads: int = Field(1, ge=0, description="latency setting the speed-up is read at")
+    min_accuracy_pct: float | None = Field(None, ge=0, le=100)
+    max_accuracy_drop_pts: float | None = Field(None, ge=0, le=100)
+    min_latency_speedup: float | None = Field(None, gt=0)
+    min_size_reduction: float | None = Field(None, gt=0)
+    max_latency_p50_ms: float | None = Field(None, gt=0)
+    metrics: list[MetricGate] = Field(default_factory=list)
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=ID_PATTERN, description="output folder under exported/")
+    data: DataConfig
+    stages: list[StageUnion] = Field(min_length=1)
+    gates: GatesConfig | None = None
+
+
+_TAGS = ("stage", "source", "arch")
+
+
+def _walk(raw: Any, loc: tuple) -> tuple[list[str], Any]:
+    """Drop the tags pydantic inserts for discriminated unions; return (path, innermost node)."""
+    path, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and part not in node and any(node.get(t) == part for t in _TAGS):
+            continue  # a union tag such as 'train' or 'resnet', not a real key
+        path.append(part)
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return path, node
+
+
+def _model_class(raw: Any, path: list) -> type | None:
+    """The config class whose field list applies at `path` (for 'did you mean' hints)."""
+    from compress.data import DigitsData, Mnist1dData, NpzData
+    from compress.models import MlpSpec, ResNetSpec
+
+    node, cls = raw, PipelineConfig
+    for part in path[:-1]:
+        node = node[part] if isinstance(node, dict | list) else None
+        if isinstance(part, int):
+            is_stage = isinstance(node, dict) and node.get("stage") in STAGES
+            cls = STAGES[node["stage"]].config_cls if is_stage else None
+            continue
+        if part == "stages":
+            cls = None
+        elif part == "data":
+            cls = {"digits": DigitsData, "mnist1d": Mnist1dData, "npz": NpzData}.get(
+                node.get("source") if isinstance(node, dict) else None)
+        elif part == "model":
+            cls = {"mlp": MlpSpec, "resnet": ResNetSpec}.get(
+                node.get("arch") if isinstance(node, dict) else None)
+        elif part == "gates":
+            cls = GatesConfig
+        else:
+            cls = None
+    return cls
+
+
+def format_validation_error(source: str, raw: Any, err: ValidationError) -> str:
+    errors = err.errors()
+    e = errors[0]
+    path, _ = _walk(raw, e["loc"])
+    head, rest = "pipeline", path
+    if len(path) >= 2 and path[0] == "stages" and isinstance(path[1], int):
+        item = raw["stages"][path[1]]
+        sid = item.get("id") if isinstance(item, dict) else None
+        head, rest = (f"stage '{sid}'" if sid else f"stages[{path[1]}]"), path[2:]
+    elif path and path[0] in ("data", "gates"):
+        head, rest = path[0], path[1:]
+    field = ".".join(str(p) for p in rest)
+    if e["type"] == "extra_forbidden":
+        cls = _model_class(raw, path)
+        known = list(cls.model_fields) if cls else []
+        close = difflib.get_close_matches(str(path[-1]), known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else (
+            f"; valid fields: {', '.join(known)}" if known else "")
+        msg = f"unknown field '{path[-1]}'{hint}"
+    elif e["type"] == "missing":
+        msg = "required field is missing"
+    elif e["type"] == "union_tag_invalid":
+        ctx = e.get("ctx", {})
+        msg = (f"unknown {ctx.get('discriminator', 'value').strip(chr(39))} "
+               f"'{ctx.get('tag')}'; choose one of {ctx.get('expected_tags')}")
+    elif e["type"] == "union_tag_not_found":
+        msg = f"missing {e.get('ctx', {}).get('discriminator', 'tag')} field"
+    else:
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        msg = e["msg"].removeprefix("Value error, ") + shown
+    more = f" [+{len(errors) - 1} more error(s)]" if len(errors) > 1 else ""
+    where = f"{head}, field '{field}'" if field else head
+    return f"{source}: {where}: {msg}{more}"
+
+
+def check_graph(cfg: PipelineConfig, source: str) -> None:
+    """Stage ids unique; each reference names an earlier stage of a kind the field accepts."""
+    produced: dict[str, str] = {}
+    for st in cfg.stages:
+        if st.id in produced:
+            raise ConfigError(f"{source}: stage '{st.id}': id used twice; ids must be unique")
+        for fld, ids in st.referenced_ids().items():
+            accepts = type(st).references[fld]
+            for ref in ids:
+                if ref == st.id:
+                    raise ConfigError(f"{source}: stage '{st.id}', field '{fld}': a stage "
+                                      "cannot consume itself")
+                if ref not in produced:
+                    later = any(s.id == ref for s in cfg.stages)
+                    why = "is defined later; move it above" if later else "does not exist"
+                    known = ", ".join(produced) or "none"
+                    raise ConfigError(f"{source}: stage '{st.id}', field '{fld}': stage '{ref}' "
+                                      f"{why} (earlier stages: {known})")
+                if produced[ref] not in accepts:
+                    raise ConfigError(
+                        f"{source}: stage '{st.id}', field '{fld}': stage '{ref}' produces a "
+                        f"{produced[ref]}, but this field needs {' or '.join(sorted(accepts))}"
+                        + ("; add an export stage in between" if "onnx" in accepts else "")
+                    )
+        produced[st.id] = STAGES[st.stage].produces
+    g = cfg.gates
+    if g is not None:
+        benches = [s for s in cfg.stages if s.stage == "bench"]
+        for m in g.metrics:
+            sid = m.metric.split(".", 1)[0]
+            if sid not in produced:
+                raise ConfigError(f"{source}: gates, field 'metrics': '{m.metric}' names stage "
+                                  f"'{sid}', which does not exist (stages: {', '.join(produced)})")
+        compares = any(v is not None for v in (g.min_accuracy_pct, g.max_accuracy_drop_pts,
+                       g.min_latency_speedup, g.min_size_reduction, g.max_latency_p50_ms))
+        if compares or g.bench or g.baseline or g.candidate:
+            bench = next((b for b in benches if b.id == g.bench), None) if g.bench else (
+                benches[-1] if benches else None)
+            if bench is None:
+                what = f"'{g.bench}' is not a bench stage" if g.bench else "there is no bench stage"
+                raise ConfigError(f"{source}: gates, field 'bench': {what}; gates on accuracy, "
+                                  "latency and size read a bench stage")
+            for fld in ("baseline", "candidate"):
+                mid = getattr(g, fld)
+                if mid is not None and mid not in bench.models:
+                    raise ConfigError(f"{source}: gates, field '{fld}': '{mid}' is not among "
+                                      f"bench '{bench.id}' models ({', '.join(bench.models)})")
+            if g.batch_size not in bench.batch_sizes or g.threads not in bench.threads:
+                raise ConfigError(f"{source}: gates: bench '{bench.id}' does not measure batch "
+                                  f"{g.batch_size} with {g.threads} thread(s); add them to its "
+                                  "batch_sizes/threads or change the gate's")
+
+
+def parse_pipeline(raw: Any, source: str, base_dir: Path | None = None) -> PipelineConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with name, data and stages at the top, "
+                          f"got {type(raw).__name__}")
+    raw = _resolve_paths(raw, base_dir)
+    try:
+        cfg = PipelineConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(source, raw, e)) from e
+    check_graph(cfg, source)
+    return cfg
+
+
+def _resolve_paths(raw: dict, base_dir: Path | None) -> dict:
+    data = raw.get("data")
+    if base_dir is not None and isinstance(data, dict) and isinstance(data.get("path"), str):
+        p = Path(data["path"]).expanduser()
+        if not p.is_absolute():
+            raw = {**raw, "data": {**data, "path": str((base_dir / p).resolve())}}
+    return raw
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline YAML file; raises ConfigError with a one-line message."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: pipeline file not found") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the pipeline file ({e})") from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        pos = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ConfigError(f"{path}: malformed YAML at {pos}: {e.problem}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from e
+    return parse_pipeline(raw, str(path), path.parent)

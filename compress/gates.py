@@ -1,0 +1,72 @@
+"""Gates: conditions on measured metrics that make a run fail (exit 1) when a compression
+regresses. Comparison gates read one bench stage; metric gates read any stage's metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compress.errors import ConfigError
+
+
+def _bench_models(cfg, manifest: dict) -> tuple[str, str, str, dict]:
+    g = cfg.gates
+    benches = [s for s in cfg.stages if s.stage == "bench"]
+    bench = next(b for b in benches if b.id == g.bench) if g.bench else benches[-1]
+    baseline = g.baseline or bench.models[0]
+    candidate = g.candidate or bench.models[-1]
+    return bench.id, baseline, candidate, manifest["stages"][bench.id]["metrics"]
+
+
+def _metric(metrics: dict, stage_id: str, name: str):
+    if name not in metrics:
+        known = ", ".join(sorted(metrics)[:40])
+        raise ConfigError(f"gates: stage '{stage_id}' has no metric '{name}' (it has: {known})")
+    return metrics[name]
+
+
+def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
+    """Every gate as {gate, wanted, measured, passed}; raises ConfigError for unknown metrics."""
+    g = cfg.gates
+    results: list[dict] = []
+
+    def add(gate: str, op: str, wanted: float, measured: float, unit: str = "") -> None:
+        passed = measured >= wanted if op == ">=" else measured <= wanted
+        results.append({
+            "gate": gate, "wanted": f"{op} {wanted:g}{unit}",
+            "measured": f"{measured:.4g}{unit}", "measured_value": measured, "passed": passed,
+        })
+
+    compares = [g.min_accuracy_pct, g.max_accuracy_drop_pts, g.min_latency_speedup,
+                g.min_size_reduction, g.max_latency_p50_ms]
+    if any(v is not None for v in compares):
+        bench_id, base, cand, m = _bench_models(cfg, manifest)
+        setting = f"b{g.batch_size}_t{g.threads}"
+
+        def get(model: str, name: str):
+            return _metric(m, bench_id, f"{model}.{name}")
+
+        if g.min_accuracy_pct is not None:
+            add(f"{cand} accuracy", ">=", g.min_accuracy_pct, get(cand, "accuracy_pct"), " %")
+        if g.max_accuracy_drop_pts is not None:
+            drop = get(base, "accuracy_pct") - get(cand, "accuracy_pct")
+            add(f"accuracy drop {base} -> {cand}", "<=", g.max_accuracy_drop_pts, drop, " pts")
+        if g.min_latency_speedup is not None:
+            speed = get(base, f"{setting}.p50_ms") / get(cand, f"{setting}.p50_ms")
+            add(f"p50 speed-up {cand} vs {base} ({setting})", ">=", g.min_latency_speedup,
+                speed, "x")
+        if g.min_size_reduction is not None:
+            ratio = get(base, "size_bytes") / get(cand, "size_bytes")
+            add(f"size reduction {cand} vs {base}", ">=", g.min_size_reduction, ratio, "x")
+        if g.max_latency_p50_ms is not None:
+            add(f"{cand} p50 latency ({setting})", "<=", g.max_latency_p50_ms,
+                get(cand, f"{setting}.p50_ms"), " ms")
+    for mg in g.metrics:
+        sid, name = mg.metric.split(".", 1)
+        value = _metric(manifest["stages"][sid]["metrics"], sid, name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"gates: metric '{mg.metric}' is not a number ({value!r})")
+        if mg.min is not None:
+            add(mg.metric, ">=", mg.min, float(value))
+        if mg.max is not None:
+            add(mg.metric, "<=", mg.max, float(value))
+    return results

@@ -1,0 +1,71 @@
+"""The one place that opens ONNX Runtime sessions, plus batched inference and accuracy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from compress.errors import ArtifactError
+
+
+def make_session(path: str | Path, threads: int = 0):
+    """A CPU session; `threads` = intra-op threads (0 lets ORT use every core)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: ONNX model not found")
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types
+        raise ArtifactError(
+            f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]}); "
+            "re-export it with `compress export`"
+        ) from e
+
+
+def predict(session, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Logits for every row of `x`, run in batches."""
+    name = session.get_inputs()[0].name
+    outs = [session.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+    return np.concatenate(outs)
+
+
+def accuracy_pct(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((logits.argmax(1) == y).mean() * 100)
+
+
+def check_input_shape(session, sample_shape: list[int], path: str | Path) -> None:
+    """Refuse a model whose declared input does not fit the data, before running it."""
+    declared = session.get_inputs()[0].shape[1:]
+    if len(declared) != len(sample_shape) or any(
+        isinstance(d, int) and d != s for d, s in zip(declared, sample_shape, strict=True)
+    ):
+        raise ArtifactError(
+            f"{path}: model input is {['N', *declared]} but the data's samples are "
+            f"{['N', *sample_shape]}; export the model from a checkpoint trained on this data"
+        )
+
+
+def read_metadata(path: str | Path) -> dict[str, object]:
+    """The model's `metadata_props`, with compress.* JSON values decoded."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise ArtifactError(f"{path}: not a readable ONNX file ({e})") from e
+    out: dict[str, object] = {}
+    for p in model.metadata_props:
+        try:
+            out[p.key] = json.loads(p.value) if p.key.startswith("compress.") else p.value
+        except json.JSONDecodeError:
+            out[p.key] = p.value
+    return out

@@ -1,0 +1,1 @@
+"""Reports: Markdown tables from bench results and the pipeline manifest."""

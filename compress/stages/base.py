@@ -1,0 +1,94 @@
+"""What every stage shares: its config base class, the context the runner hands it, its result,
+and the registry that maps a `stage:` name to (config class, function, artifact kind)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Ids become folder names and metric prefixes (`teacher.test_accuracy_pct`): no dots, no slashes.
+ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's config: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN, description="name of this step; also its output folder")
+    stage: str
+
+    # field name -> artifact kinds that field may reference (e.g. {"input": {"checkpoint"}})
+    references: ClassVar[dict[str, set[str]]] = {}
+
+    def referenced_ids(self) -> dict[str, list[str]]:
+        """Stage ids this step consumes, per field."""
+        out = {}
+        for name in self.references:
+            value = getattr(self, name)
+            out[name] = [value] if isinstance(value, str) else list(value or [])
+        return out
+
+    def hash_payload(self) -> dict[str, Any]:
+        """What the cache key covers: every field but the id (renaming reruns nothing)."""
+        return self.model_dump(mode="json", exclude={"id"})
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The main output of a finished stage, as a later stage sees it."""
+
+    stage_id: str
+    kind: str  # "checkpoint" | "onnx" | "bench"
+    path: Path
+    sha256: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    """Everything a stage may touch: its inputs (read only) and its own output folder."""
+
+    stage_id: str
+    out_dir: Path
+    data_cfg: Any
+    inputs: dict[str, Artifact] = field(default_factory=dict)
+    pipeline: str = ""
+    progress: bool = True
+
+    def dataset(self):
+        from compress.data import load_dataset
+
+        return load_dataset(self.data_cfg)
+
+
+@dataclass
+class StageResult:
+    primary: str  # file name, under out_dir, of the artifact later stages consume
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageDef:
+    name: str
+    config_cls: type[StageConfig]
+    fn: Callable[[Any, StageContext], StageResult]
+    produces: str
+
+
+STAGES: dict[str, StageDef] = {}
+
+
+def register_stage(config_cls: type[StageConfig], produces: str):
+    """Register `fn` as the implementation of `config_cls` (whose `stage` literal names it)."""
+
+    def deco(fn):
+        name = config_cls.model_fields["stage"].default
+        STAGES[name] = StageDef(name, config_cls, fn, produces)
+        return fn
+
+    return deco
