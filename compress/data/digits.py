@@ -1,4 +1,4 @@
-"""scikit-learn's handwritten digits (1,797 real 8x8 images, 10 classes), shipped with the package."""
+"""scikit-learn's handwritten digits: 1,797 real 8x8 images, 10 classes, shipped offline."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MNIST-1D (Greydanus 2020), generated offline by the `mnist1d` package: 1x40 sequences, 10 classes."""
+"""MNIST-1D (Greydanus 2020), generated offline by the `mnist1d` package: 1x40, 10 classes."""
 
 from __future__ import annotations
 

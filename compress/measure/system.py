@@ -1,4 +1,4 @@
-"""What a measurement ran on: library versions, CPU model and the ISA flags int8 speed depends on."""
+"""What a measurement ran on: library versions, CPU model, and the ISA flags int8 speed needs."""
 
 from __future__ import annotations
 
