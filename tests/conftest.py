@@ -1,0 +1,80 @@
+"""Shared fixtures: tiny real data (digits), a tiny trained checkpoint and its ONNX export."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_PIPELINE = {
+    "name": "tiny",
+    "data": {"source": "digits", "seed": 0},
+    "stages": [
+        {"id": "teacher", "stage": "train", "model": {"arch": "mlp", "hidden": [32]},
+         "epochs": 2, "batch_size": 128, "lr": 0.01, "device": "cpu"},
+        {"id": "teacher_onnx", "stage": "export", "input": "teacher"},
+        {"id": "bench", "stage": "bench", "models": ["teacher_onnx"], "batch_sizes": [1, 8],
+         "warmup_runs": 2, "min_runs": 5, "min_time_s": 0.0},
+    ],
+}
+
+
+@pytest.fixture
+def tiny_pipeline() -> dict:
+    return copy.deepcopy(TINY_PIPELINE)
+
+
+@pytest.fixture
+def write_yaml(tmp_path):
+    def write(obj, name: str = "pipeline.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(obj if isinstance(obj, str) else yaml.safe_dump(obj, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny pipeline run once for the session: (root folder, summary)."""
+    from compress.config import parse_pipeline
+    from compress.runner import run_pipeline
+
+    out = tmp_path_factory.mktemp("exported")
+    cfg = parse_pipeline(copy.deepcopy(TINY_PIPELINE), "tiny.yaml")
+    summary = run_pipeline(cfg, out, progress=False, log=lambda m: None)
+    return summary.root, summary
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run) -> Path:
+    return tiny_run[0] / "teacher" / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_run) -> Path:
+    return tiny_run[0] / "teacher_onnx" / "model.onnx"
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
+    """Run the installed `compress` entry point in a subprocess, as a user would."""
+    exe = Path(sys.executable).with_name("compress")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "compress.cli"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([*cmd, *args], cwd=cwd or REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """{relative path: (size, mtime_ns)} of every file under root, to prove nothing changed."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file()}
