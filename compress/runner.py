@@ -204,8 +204,11 @@ def run_pipeline(
                 sha256=entry["outputs"][entry["primary"]]["sha256"], metrics=entry["metrics"],
             )
             manifest["stages"][st.id] = entry
-            # Written after every stage, so an interrupted run keeps what it finished.
-            artifacts.write_json(manifest_path, manifest)
+            # Written after every stage, so an interrupted run keeps what it finished; entries
+            # of stages not reached yet are carried over, since their files are still on disk.
+            later = {s.id: old[s.id] for s in cfg.stages if s.id in old and s.id not in done}
+            artifacts.write_json(manifest_path, {**manifest,
+                                                 "stages": {**manifest["stages"], **later}})
 
         gate_results = evaluate_gates(cfg, manifest, root) if cfg.gates else []
         manifest["gates"] = gate_results

@@ -100,6 +100,12 @@ def test_failing_stage_keeps_earlier_artifacts_and_writes_nothing_half(tiny_pipe
     # assert: the previous export is untouched and no staging folder is left
     assert (tmp_path / "tiny" / "teacher_onnx" / "model.onnx").read_bytes() == before
     assert not list((tmp_path / "tiny").glob(".staging-*"))
+    manifest = json.loads((tmp_path / "tiny" / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["teacher", "teacher_onnx", "bench"]  # nothing forgotten
+    # and once the exporter works again, the run resumes: teacher and bench come from the cache
+    monkeypatch.undo()
+    resumed = _run(tiny_pipeline, tmp_path)
+    assert resumed.ran == ["teacher_onnx"] and resumed.cached == ["teacher", "bench"]
 
 
 def test_failing_gate_raises_with_every_result(tiny_pipeline, tmp_path):
