@@ -35,6 +35,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(path)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_foreign_file_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"w": torch.ones(2)}, path)

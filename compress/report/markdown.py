@@ -67,6 +67,9 @@ def pipeline_report(manifest: dict, root: Path) -> str:
             if key in m:
                 v = m[key]
                 figures.append(f"{key} {v:.4g}" if isinstance(v, float) else f"{key} {v}")
+        if st["stage"] == "bench":
+            models = sorted({k.split(".")[0] for k in m})
+            figures.append(f"{len(models)} model(s): {', '.join(models)}")
         lines.append(f"| `{sid}` | {st['stage']} | {st['status']} | {st['wall_time_s']:.1f} s "
                      f"| {', '.join(figures)} |")
     for sid, st in manifest["stages"].items():
