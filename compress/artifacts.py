@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,12 +94,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: checkpoint not found")
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path}: not a readable checkpoint (not a torch.save archive, or "
+                            "truncated); rerun the stage that made it")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        # torch's message is a page long; the line naming the offending global is what matters.
+        lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "global" in ln]
         raise ArtifactError(
             f"{path}: refused to load: the checkpoint holds Python objects beyond tensors and "
-            f"plain data (only weights_only loading is allowed): {str(e).splitlines()[0]}"
+            f"plain data, and only weights_only loading is allowed"
+            + (f" ({lines[0][:160]})" if lines else "")
         ) from e
     except Exception as e:  # torch raises RuntimeError/EOFError/zipfile errors for damage
         raise ArtifactError(

@@ -103,6 +103,7 @@ def validate(pipeline: Path) -> None:
 def _data_config(value, where: str):
     from pydantic import TypeAdapter, ValidationError
 
+    from compress.cli_options import option_error
     from compress.data import DataConfig
     from compress.errors import ConfigError
 
@@ -111,8 +112,7 @@ def _data_config(value, where: str):
     try:
         return TypeAdapter(DataConfig).validate_python(value)
     except ValidationError as e:
-        err = e.errors()[0]
-        raise ConfigError(f"{where}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from e
+        raise ConfigError(f"{where}{option_error(DataConfig, value, e, option='--data')}") from e
 
 
 def _run_standalone(cfg, data_cfg, inputs, out: Path) -> None:
@@ -142,7 +142,7 @@ OUT_OPTION = click.option("--out", required=True, type=click.Path(path_type=Path
 def train(data, out: Path, **values) -> None:
     """Train a model (a teacher) and write a self-describing checkpoint, model.pt."""
     cfg = build_config(_stage_cls("train"), "compress train", {"id": "train", **values})
-    _run_standalone(cfg, _data_config(data, "compress train: option --data"), {}, out)
+    _run_standalone(cfg, _data_config(data, "compress train: option "), {}, out)
 
 
 @cli.command()
@@ -158,7 +158,7 @@ def export(checkpoint: Path, out: Path, **values) -> None:
     cfg = build_config(_stage_cls("export"), "compress export",
                        {"id": "export", "input": "checkpoint", **values})
     art = Artifact("checkpoint", "checkpoint", checkpoint, artifacts.sha256_file(checkpoint))
-    _run_standalone(cfg, _data_config(ckpt["data"], f"{checkpoint}: data"),
+    _run_standalone(cfg, _data_config(ckpt["data"], f"{checkpoint}: data "),
                     {"checkpoint": art}, out)
 
 
@@ -190,7 +190,7 @@ def bench(models: tuple[Path, ...], out: Path, data, **values) -> None:
                               "pass --data")
     cfg = build_config(_stage_cls("bench"), "compress bench",
                        {"id": "bench", "models": list(names), **values})
-    _run_standalone(cfg, _data_config(data, "compress bench: data"), names, out)
+    _run_standalone(cfg, _data_config(data, "compress bench: option "), names, out)
     click.echo((out / "bench.md").read_text())
 
 

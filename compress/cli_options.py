@@ -79,14 +79,19 @@ def build_config(cls: type[BaseModel], command: str, values: dict[str, Any]):
     try:
         return cls.model_validate(given)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = [str(p) for p in err["loc"]]
-        opt = "--" + loc[0].replace("_", "-") if loc else command
-        rest = ".".join(loc[1:])
-        got = err.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg, shown = "unknown field", ""
-        where = f"{opt}{' ' + rest if rest else ''}"
-        raise ConfigError(f"{command}: option {where}: {msg}{shown}") from e
+        raise ConfigError(f"{command}: option {option_error(cls, given, e)}") from e
+
+
+def option_error(cls: Any, given: Any, err: ValidationError, option: str = "") -> str:
+    """'--lr: Input should be greater than 0 (got -1)', or with a field inside the option."""
+    from compress.config import class_at, error_message, walk_error_path
+
+    e = err.errors()[0]
+    path, _ = walk_error_path(given, e["loc"])
+    if not option:
+        option, given_path = "--" + str(path[0]).replace("_", "-"), path[1:]
+    else:
+        given_path = path
+    field = f", field '{'.'.join(map(str, given_path))}'" if given_path else ""
+    msg = error_message(e, path, class_at(cls, given, path) if path else None)
+    return f"{option}{field}: {msg}"

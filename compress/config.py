@@ -8,6 +8,8 @@ only consume earlier stages, and only artifacts of a kind it understands.
 from __future__ import annotations
 
 import difflib
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -75,7 +77,7 @@ class PipelineConfig(BaseModel):
 _TAGS = ("stage", "source", "arch")
 
 
-def _walk(raw: Any, loc: tuple) -> tuple[list[str], Any]:
+def walk_error_path(raw: Any, loc: tuple) -> tuple[list[str], Any]:
     """Drop the tags pydantic inserts for discriminated unions; return (path, innermost node)."""
     path, node = [], raw
     for part in loc:
@@ -91,37 +93,67 @@ def _walk(raw: Any, loc: tuple) -> tuple[list[str], Any]:
     return path, node
 
 
-def _model_class(raw: Any, path: list) -> type | None:
-    """The config class whose field list applies at `path` (for 'did you mean' hints)."""
-    from compress.data import DigitsData, Mnist1dData, NpzData
-    from compress.models import MlpSpec, ResNetSpec
+def _models_in(tp) -> list[type[BaseModel]]:
+    """The pydantic classes a field annotation can hold (through Annotated, unions, lists)."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated or origin is list:
+        return _models_in(typing.get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        return [m for a in typing.get_args(tp) for m in _models_in(a)]
+    return [tp] if isinstance(tp, type) and issubclass(tp, BaseModel) else []
 
-    node, cls = raw, PipelineConfig
+
+def _pick(candidates: list[type[BaseModel]], node: Any) -> type[BaseModel] | None:
+    if len(candidates) == 1:
+        return candidates[0]
+    if isinstance(node, dict):
+        for c in candidates:
+            for tag in _TAGS:
+                f = c.model_fields.get(tag)
+                if f is not None and node.get(tag) is not None and f.default == node.get(tag):
+                    return c
+    return None
+
+
+def class_at(root: Any, raw: Any, path: list) -> type[BaseModel] | None:
+    """The config class whose fields apply at `path` in `raw` (for 'did you mean' hints)."""
+    candidates = _models_in(root)
+    cls, node = _pick(candidates, raw), raw
     for part in path[:-1]:
-        node = node[part] if isinstance(node, dict | list) else None
-        if isinstance(part, int):
-            is_stage = isinstance(node, dict) and node.get("stage") in STAGES
-            cls = STAGES[node["stage"]].config_cls if is_stage else None
-            continue
-        if part == "stages":
-            cls = None
-        elif part == "data":
-            cls = {"digits": DigitsData, "mnist1d": Mnist1dData, "npz": NpzData}.get(
-                node.get("source") if isinstance(node, dict) else None)
-        elif part == "model":
-            cls = {"mlp": MlpSpec, "resnet": ResNetSpec}.get(
-                node.get("arch") if isinstance(node, dict) else None)
-        elif part == "gates":
-            cls = GatesConfig
-        else:
-            cls = None
+        indexable = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        node = node[part] if indexable or (isinstance(node, dict) and part in node) else None
+        if not isinstance(part, int):
+            field = cls.model_fields.get(part) if cls else None
+            candidates = _models_in(field.annotation) if field else []
+        cls = _pick(candidates, node)
     return cls
+
+
+def error_message(e: dict, path: list, cls: type | None) -> str:
+    """One pydantic error as a sentence; `cls` is the model whose fields apply at `path`."""
+    if e["type"] == "extra_forbidden":
+        known = list(cls.model_fields) if cls else []
+        close = difflib.get_close_matches(str(path[-1]), known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else (
+            f"; valid fields: {', '.join(known)}" if known else "")
+        return f"unknown field '{path[-1]}'{hint}"
+    if e["type"] == "missing":
+        return "required field is missing"
+    if e["type"] == "union_tag_invalid":
+        ctx = e.get("ctx", {})
+        return (f"unknown {ctx.get('discriminator', 'value').strip(chr(39))} "
+                f"'{ctx.get('tag')}'; choose one of {ctx.get('expected_tags')}")
+    if e["type"] == "union_tag_not_found":
+        return f"missing {e.get('ctx', {}).get('discriminator', 'tag')} field"
+    got = e.get("input")
+    shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+    return e["msg"].removeprefix("Value error, ") + shown
 
 
 def format_validation_error(source: str, raw: Any, err: ValidationError) -> str:
     errors = err.errors()
     e = errors[0]
-    path, _ = _walk(raw, e["loc"])
+    path, _ = walk_error_path(raw, e["loc"])
     head, rest = "pipeline", path
     if len(path) >= 2 and path[0] == "stages" and isinstance(path[1], int):
         item = raw["stages"][path[1]]
@@ -130,25 +162,7 @@ def format_validation_error(source: str, raw: Any, err: ValidationError) -> str:
     elif path and path[0] in ("data", "gates"):
         head, rest = path[0], path[1:]
     field = ".".join(str(p) for p in rest)
-    if e["type"] == "extra_forbidden":
-        cls = _model_class(raw, path)
-        known = list(cls.model_fields) if cls else []
-        close = difflib.get_close_matches(str(path[-1]), known, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else (
-            f"; valid fields: {', '.join(known)}" if known else "")
-        msg = f"unknown field '{path[-1]}'{hint}"
-    elif e["type"] == "missing":
-        msg = "required field is missing"
-    elif e["type"] == "union_tag_invalid":
-        ctx = e.get("ctx", {})
-        msg = (f"unknown {ctx.get('discriminator', 'value').strip(chr(39))} "
-               f"'{ctx.get('tag')}'; choose one of {ctx.get('expected_tags')}")
-    elif e["type"] == "union_tag_not_found":
-        msg = f"missing {e.get('ctx', {}).get('discriminator', 'tag')} field"
-    else:
-        got = e.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-        msg = e["msg"].removeprefix("Value error, ") + shown
+    msg = error_message(e, path, class_at(PipelineConfig, raw, path) if path else None)
     more = f" [+{len(errors) - 1} more error(s)]" if len(errors) > 1 else ""
     where = f"{head}, field '{field}'" if field else head
     return f"{source}: {where}: {msg}{more}"

@@ -37,13 +37,13 @@ class RunSummary:
     cached: list[str]
 
 
-def data_fingerprint(data_cfg) -> str:
+def data_fingerprint(data_cfg, source: str = "pipeline") -> str:
     """Hash of the data spec; for user files, of the file's bytes rather than its path."""
     spec = data_cfg.model_dump(mode="json")
     if spec.get("source") == "npz":
         path = Path(spec.pop("path"))
         if not path.is_file():
-            raise ConfigError(f"data.path: {path}: file not found")
+            raise ConfigError(f"{source}: data, field 'path': {path}: file not found")
         spec["sha256"] = artifacts.sha256_file(path)
     return artifacts.sha256_json(spec)
 
@@ -142,7 +142,12 @@ def run_pipeline(
     log=print,
 ) -> RunSummary:
     """Run every stage of `cfg` under `out_root/<name>/`; raises GateError if a gate fails."""
+    from compress.data import load_dataset
+
     root = Path(out_root) / cfg.name
+    # Bad data fails here, before anything is created or locked under the output folder.
+    data_hash = data_fingerprint(cfg.data, source or cfg.name)
+    load_dataset(cfg.data)
     with pipeline_lock(root):
         _clean_leftovers(root)
         manifest_path = root / MANIFEST
@@ -152,7 +157,6 @@ def run_pipeline(
                 old = artifacts.read_json(manifest_path).get("stages", {})
             except CompressError:
                 old = {}  # an unreadable manifest only means nothing is cached
-        data_hash = data_fingerprint(cfg.data)
         manifest = {
             "pipeline": cfg.name,
             "config_file": source,

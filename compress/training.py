@@ -94,7 +94,7 @@ def predict_logits(model: nn.Module, x, device: torch.device, batch: int = 1024)
 
 def accuracy_pct(logits: torch.Tensor, y) -> float:
     y = torch.as_tensor(y)
-    return float((logits.argmax(1) == y).float().mean() * 100)
+    return float((logits.argmax(1) == y).double().mean() * 100)
 
 
 def _optimizer(model: nn.Module, o: TrainOptions, steps_per_epoch: int):
