@@ -201,7 +201,7 @@ def run_pipeline(
                     "finished_at": _now(),
                 }
                 ran.append(st.id)
-                log(f"[{st.id}] done in {wall:.1f} s")
+                log(f"[{st.id}] done in {wall:.1f} s{_headline(result.metrics)}")
             primary = root / entry["primary"]
             done[st.id] = Artifact(
                 stage_id=st.id, kind=STAGES[st.stage].produces, path=primary,
@@ -228,6 +228,12 @@ def run_pipeline(
 
         raise GateError(f"{len(failed)} of {len(gate_results)} gate(s) failed", gate_results)
     return summary
+
+
+def _headline(metrics: dict) -> str:
+    keys = ("test_accuracy_pct", "ort_test_accuracy_pct", "parity_max_abs_diff", "size_bytes")
+    shown = [f"{k} {metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)]
+    return f": {', '.join(shown)}" if shown else ""
 
 
 def _now() -> str:

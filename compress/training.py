@@ -179,7 +179,9 @@ def fit(
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     history, bad_epochs, stopped = [], 0, False
     t0 = time.perf_counter()
-    bar = tqdm(range(o.epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
+    # disable=None: tqdm draws only on a terminal, so CI logs are not flooded with redraws.
+    bar = tqdm(range(o.epochs), desc=desc, disable=None if progress else True, leave=False,
+               unit="epoch")
     for epoch in bar:
         model.train()
         perm = torch.randperm(n, generator=gen)

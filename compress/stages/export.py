@@ -22,7 +22,7 @@ from pydantic import Field
 from compress import artifacts
 from compress.errors import ArtifactError, ParityError, StageError
 from compress.measure import ort as ort_measure
-from compress.measure.system import versions
+from compress.measure.system import cpu_info, versions
 from compress.models import build_model, count_params
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
@@ -157,6 +157,7 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
                             "from_stage": src.stage_id, "checkpoint_sha256": src.sha256},
         "compress.model": ckpt["model"],
         "compress.versions": versions(),
+        "compress.measured_on": cpu_info(),
     })
     metrics["size_bytes"] = out.stat().st_size
     return StageResult(primary="model.onnx", metrics=metrics)
