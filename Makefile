@@ -24,9 +24,10 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: $(STAMP)
-	$(BIN)/compress run pipelines/digits.yaml
+	$(BIN)/compress run pipelines/digits.yaml > /dev/null
 	@echo
 	@cat exported/digits/report.md
+	@echo "report: exported/digits/report.md"
 
 lint: $(STAMP)
 	$(BIN)/ruff check compress tests benchmarks

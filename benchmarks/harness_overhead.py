@@ -7,7 +7,7 @@ drift hits both alike, and reports the medians and their ratio.
     python benchmarks/harness_overhead.py [MODEL.onnx] [--batch 1] [--rounds 5]
 
 Default model: exported/digits/teacher_onnx/model.onnx (run `make demo` first).
-Writes benchmarks/results/harness_overhead.{json,md}.
+Writes benchmarks/results/harness_overhead-<pipeline>.{json,md}.
 """
 
 from __future__ import annotations
@@ -66,11 +66,13 @@ def main() -> None:
     }
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "harness_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = Path(args.model)
+    name = path.parts[-3] if path.name == "model.onnx" and len(path.parts) >= 3 else path.stem
+    (out / f"harness_overhead-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = (f"| model | batch | bare session.run p50 | compress harness p50 | overhead |\n"
           f"|---|---|---|---|---|\n| `{args.model}` | {args.batch} | {b * 1000:.1f} us | "
           f"{h * 1000:.1f} us | {result['overhead_pct']:+.1f} % |\n")
-    (out / "harness_overhead.md").write_text(md)
+    (out / f"harness_overhead-{name}.md").write_text(md)
     print(md)
 
 

@@ -83,6 +83,9 @@ def pipeline_report(manifest: dict, root: Path) -> str:
             lines.append(f"| {g['gate']} | {g['wanted']} | {g['measured']} | "
                          f"{'pass' if g['passed'] else '**FAIL**'} |")
     v = manifest.get("versions", {})
-    lines += ["", f"Data: `{manifest.get('data', {})}`. Versions: "
+    data = dict(manifest.get("data", {}))
+    source = data.pop("source", "?")
+    spec = ", ".join(f"{k} {v}" for k, v in data.items())
+    lines += ["", f"Data: {source} ({spec}). Versions: "
               + ", ".join(f"{k} {val}" for k, val in v.items()) + "."]
     return "\n".join(lines) + "\n"
