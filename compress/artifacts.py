@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -82,8 +83,12 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     import torch
 
     payload = {"format": CHECKPOINT_FORMAT, **payload}
+    # Saved through a buffer: torch names the archive's root folder after the file, and the
+    # temporary file's random name would make identical checkpoints differ byte for byte.
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buf.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -48,7 +48,8 @@ def config_options(cls: type[BaseModel], skip: set[str]):
             default = field.get_default(call_default_factory=True)
             shown = "null" if default is None else default
             if isinstance(default, BaseModel):
-                shown = default.model_dump(mode="json", exclude_defaults=True) or "{}"
+                shown = yaml.safe_dump(default.model_dump(mode="json", exclude_none=True),
+                                       default_flow_style=True, sort_keys=False).strip()
             help_text = f"{field.description or ''} [default: {shown}]".strip()
             kwargs: dict[str, Any] = {"default": None, "help": help_text}
             origin = typing.get_origin(tp)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
+import hashlib
 import os
 import shutil
 import time
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress import __version__, artifacts
+from compress import artifacts
 from compress.config import PipelineConfig
 from compress.errors import CompressError, ConfigError, StageError
 from compress.gates import evaluate_gates
@@ -48,12 +50,26 @@ def data_fingerprint(data_cfg, source: str = "pipeline") -> str:
     return artifacts.sha256_json(spec)
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of compress's own source and the versions of the libraries that shape results:
+    an artifact made by other code is rebuilt, not trusted."""
+    import compress
+
+    h = hashlib.sha256()
+    pkg = Path(compress.__file__).parent
+    for p in sorted(pkg.rglob("*.py")):
+        h.update(p.relative_to(pkg).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    h.update(artifacts.canonical_json(versions()).encode())
+    return h.hexdigest()
+
+
 def cache_key(cfg, inputs: dict[str, Artifact], data_hash: str) -> str:
     return artifacts.sha256_json({
         "stage": cfg.hash_payload(),
         "inputs": {k: a.sha256 for k, a in sorted(inputs.items())},
         "data": data_hash,
-        "compress": __version__,
+        "code": code_fingerprint(),
     })
 
 

@@ -26,6 +26,14 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     assert all(g["passed"] for g in manifest["gates"])
 
 
+def test_report_command_rewrites_the_report(tiny_run):
+    root, _ = tiny_run
+    (root / "report.md").unlink()
+    res = run_cli("report", str(root))
+    assert res.returncode == 0 and "## Benchmark `bench`" in res.stdout
+    assert (root / "report.md").read_text() == res.stdout.rstrip("\n") + "\n"
+
+
 def test_validate(tmp_path):
     res = run_cli("validate", "pipelines/digits.yaml")
     assert res.returncode == 0 and "ok: pipeline 'digits'" in res.stdout

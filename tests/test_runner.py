@@ -73,10 +73,17 @@ def test_tampered_artifact_is_rebuilt_not_trusted(tiny_pipeline, tmp_path):
     assert onnx_path.read_bytes() == good
 
 
-def test_force_reruns_and_leaves_no_staging_folders(tiny_pipeline, tmp_path):
-    _run(tiny_pipeline, tmp_path)
+def test_force_reruns_deterministically_and_leaves_no_staging_folders(tiny_pipeline, tmp_path):
+    # execute
+    first = _run(tiny_pipeline, tmp_path)
     again = _run(tiny_pipeline, tmp_path, force=True)
+    # assert: same seed on CPU -> the same weights, ONNX bytes and accuracy
     assert again.ran == ["teacher", "teacher_onnx", "bench"]
+    for sid, artifact in (("teacher", "model.pt"), ("teacher_onnx", "model.onnx")):
+        a, b = first.manifest["stages"][sid], again.manifest["stages"][sid]
+        assert a["outputs"][f"{sid}/{artifact}"] == b["outputs"][f"{sid}/{artifact}"]
+        assert {k: v for k, v in a["metrics"].items() if "wall" not in k} == \
+            {k: v for k, v in b["metrics"].items() if "wall" not in k}
     leftovers = [p.name for p in (tmp_path / "tiny").iterdir() if p.name.startswith(".")]
     assert leftovers == [".lock"]
 
@@ -142,3 +149,22 @@ def test_ratio_gates_compare_two_models(tiny_pipeline, tmp_path):
     # assert
     passed = {r["gate"].split(" ")[0]: r["passed"] for r in exc.value.results}
     assert passed == {"accuracy": True, "size": True, "p50": False}
+
+
+def test_user_data_file_is_part_of_the_cache_key(tiny_pipeline, tmp_path):
+    # setup: an npz made from digits; the pipeline refers to it by path
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = d.images[:, None].astype(np.float32), d.target
+    path = tmp_path / "my.npz"
+    np.savez(path, x_train=x[:1200], y_train=y[:1200], x_test=x[1200:], y_test=y[1200:])
+    tiny_pipeline["data"] = {"source": "npz", "path": str(path)}
+    first = _run(tiny_pipeline, tmp_path / "out")
+    # execute: same path, other bytes
+    np.savez(path, x_train=x[:1100], y_train=y[:1100], x_test=x[1100:], y_test=y[1100:])
+    second = _run(tiny_pipeline, tmp_path / "out")
+    # assert
+    assert first.ran == second.ran == ["teacher", "teacher_onnx", "bench"]
+    assert second.manifest["stages"]["teacher"]["metrics"]["test_samples"] == 697

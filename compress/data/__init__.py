@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 from pydantic import Field
 
-from compress.artifacts import canonical_json
+from compress.artifacts import canonical_json, sha256_file
 from compress.data.digits import DigitsData, load_digits_raw
 from compress.data.mnist1d import Mnist1dData, load_mnist1d_raw
 from compress.data.npz import NpzData, load_npz_raw
@@ -57,7 +58,11 @@ class Dataset:
 
 def load_dataset(cfg) -> Dataset:
     """Load, split, check and normalise the data a config describes (cached per process)."""
-    return _load_cached(canonical_json(cfg.model_dump(mode="json")), cfg)
+    key = canonical_json(cfg.model_dump(mode="json"))
+    path = getattr(cfg, "path", None)
+    if path is not None and Path(path).is_file():
+        key += sha256_file(path)  # same path, new bytes: not the same data
+    return _load_cached(key, cfg)
 
 
 @functools.lru_cache(maxsize=4)

@@ -13,7 +13,7 @@ from pydantic import Field
 from compress import artifacts
 from compress.models import ModelSpec, ResNetSpec, build_model, count_params
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.training import TrainOptions, accuracy_pct, fit, predict_logits
+from compress.training import TrainOptions, accuracy_pct, fit, predict_logits, seed_everything
 
 
 class TrainConfig(StageConfig, TrainOptions):
@@ -39,6 +39,8 @@ def checkpoint_payload(model, spec, data, data_cfg, cfg, metrics) -> dict:
 @register_stage(TrainConfig, produces="checkpoint")
 def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
+    # Seed before building: the initial weights must not depend on what ran earlier.
+    seed_everything(cfg.seed)
     model = build_model(cfg.model, data.input_shape, data.num_classes)
     result = fit(model, data, cfg, progress=ctx.progress, desc=ctx.stage_id)
     device = next(model.parameters()).device
@@ -55,7 +57,10 @@ def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
         "test_samples": len(data.x_test),
     }
     model.cpu()
-    payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, metrics)
+    # Wall time stays out of the checkpoint so that retraining with the same seed gives the
+    # same bytes (and later stages stay cached); it is in metrics.json and the manifest.
+    stable = {k: v for k, v in metrics.items() if k != "train_wall_time_s"}
+    payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, stable)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
     artifacts.write_json(ctx.out_dir / "history.json", result.history)
     return StageResult(primary="model.pt", metrics=metrics)
