@@ -41,7 +41,8 @@ class TrainOptions(BaseModel):
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor (step, plateau)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
     patience: int | None = Field(
-        10, ge=1, description="stop after this many epochs without val improvement; null = never"
+        10, ge=1, description="stop after this many epochs in which neither val accuracy nor, at "
+        "equal accuracy, val loss improved; null = never"
     )
     augment_shift: int = Field(
         0, ge=0, le=8, description="random translation of inputs by up to this many samples/pixels"
@@ -176,7 +177,7 @@ def fit(
     gen = torch.Generator().manual_seed(o.seed)
     weights = [p for p in model.parameters() if p.ndim > 1]
 
-    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+    best = ((-1.0, -math.inf), 0, copy.deepcopy(model.state_dict()))
     history, bad_epochs, stopped = [], 0, False
     t0 = time.perf_counter()
     # disable=None: tqdm draws only on a terminal, so CI logs are not flooded with redraws.
@@ -205,7 +206,9 @@ def fit(
                 sched.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
-        val_acc = accuracy_pct(predict_logits(model, data.x_val, device), data.y_val)
+        val_logits = predict_logits(model, data.x_val, device)
+        val_acc = accuracy_pct(val_logits, data.y_val)
+        val_loss = float(nn.functional.cross_entropy(val_logits, torch.as_tensor(data.y_val)))
         if sched is not None and not per_step:
             sched.step(val_acc) if o.schedule == "plateau" else sched.step()
         train_loss = total / max(count, 1)
@@ -214,15 +217,14 @@ def fit(
                 f"{desc}: training diverged at epoch {epoch + 1} (loss {train_loss}); "
                 "lower lr or use a schedule with warm-up (onecycle)"
             )
-        history.append(
-            {"epoch": epoch + 1, "train_loss": round(train_loss, 6), "val_accuracy_pct": val_acc}
-        )
+        history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 6),
+                        "val_loss": round(val_loss, 6), "val_accuracy_pct": val_acc})
         bar.set_postfix(loss=f"{train_loss:.4f}", val_acc=f"{val_acc:.2f}%")
-        # Ties go to the later epoch: equal val accuracy with more training generalises better.
-        if val_acc >= best[0]:
-            improved = val_acc > best[0]
-            best = (val_acc, epoch + 1, copy.deepcopy(model.state_dict()))
-            bad_epochs = 0 if improved else bad_epochs + 1
+        # A small validation split saturates its accuracy early; among epochs with the best
+        # accuracy, the lowest validation cross-entropy (more confident and right) wins.
+        if (val_acc, -val_loss) > best[0]:
+            best = ((val_acc, -val_loss), epoch + 1, copy.deepcopy(model.state_dict()))
+            bad_epochs = 0
         else:
             bad_epochs += 1
         if o.patience is not None and bad_epochs >= o.patience:
@@ -233,6 +235,6 @@ def fit(
     state = {k: v.detach().cpu() for k, v in best[2].items()}
     return FitResult(
         state_dict=state, best_epoch=best[1], epochs_run=len(history),
-        best_val_accuracy_pct=best[0], history=history,
+        best_val_accuracy_pct=best[0][0], history=history,
         wall_time_s=time.perf_counter() - t0, stopped_early=stopped,
     )
