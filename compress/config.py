@@ -170,6 +170,8 @@ def format_validation_error(source: str, raw: Any, err: ValidationError) -> str:
 
 def check_graph(cfg: PipelineConfig, source: str) -> None:
     """Stage ids unique; each reference names an earlier stage of a kind the field accepts."""
+    from compress.gates import gate_bench
+
     produced: dict[str, str] = {}
     for st in cfg.stages:
         if st.id in produced:
@@ -195,7 +197,6 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
         produced[st.id] = STAGES[st.stage].produces
     g = cfg.gates
     if g is not None:
-        benches = [s for s in cfg.stages if s.stage == "bench"]
         for m in g.metrics:
             sid = m.metric.split(".", 1)[0]
             if sid not in produced:
@@ -204,8 +205,7 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
         compares = any(v is not None for v in (g.min_accuracy_pct, g.max_accuracy_drop_pts,
                        g.min_latency_speedup, g.min_size_reduction, g.max_latency_p50_ms))
         if compares or g.bench or g.baseline or g.candidate:
-            bench = next((b for b in benches if b.id == g.bench), None) if g.bench else (
-                benches[-1] if benches else None)
+            bench = gate_bench(cfg.stages, g)
             if bench is None:
                 what = f"'{g.bench}' is not a bench stage" if g.bench else "there is no bench stage"
                 raise ConfigError(f"{source}: gates, field 'bench': {what}; gates on accuracy, "

@@ -8,10 +8,17 @@ from pathlib import Path
 from compress.errors import ConfigError
 
 
+def gate_bench(stages: list, gates):
+    """The bench stage the comparison gates read: the one named, else the last; None if none."""
+    benches = [s for s in stages if s.stage == "bench"]
+    if gates.bench:
+        return next((b for b in benches if b.id == gates.bench), None)
+    return benches[-1] if benches else None
+
+
 def _bench_models(cfg, manifest: dict) -> tuple[str, str, str, dict]:
     g = cfg.gates
-    benches = [s for s in cfg.stages if s.stage == "bench"]
-    bench = next(b for b in benches if b.id == g.bench) if g.bench else benches[-1]
+    bench = gate_bench(cfg.stages, g)
     baseline = g.baseline or bench.models[0]
     candidate = g.candidate or bench.models[-1]
     return bench.id, baseline, candidate, manifest["stages"][bench.id]["metrics"]
