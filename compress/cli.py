@@ -7,7 +7,6 @@ Exit codes: 0 ok, 1 a gate failed, 2 bad input (one line, no traceback unless --
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -21,7 +20,7 @@ class CompressGroup(click.Group):
     """Turns errors into one line and an exit code; `--debug` shows tracebacks instead."""
 
     def invoke(self, ctx: click.Context):
-        debug = "--debug" in sys.argv[1:] or ctx.params.get("debug", False)
+        debug = ctx.params.get("debug", False)
         try:
             return super().invoke(ctx)
         except GateError as e:

@@ -170,7 +170,8 @@ def run_pipeline(
         old = {}
         if manifest_path.is_file():
             try:
-                old = artifacts.read_json(manifest_path).get("stages", {})
+                loaded = artifacts.read_json(manifest_path)
+                old = loaded.get("stages", {}) if isinstance(loaded, dict) else {}
             except CompressError:
                 old = {}  # an unreadable manifest only means nothing is cached
         manifest = {
