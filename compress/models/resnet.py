@@ -20,6 +20,10 @@ class ResBlockSpec(BaseModel):
     mid: PositiveInt = Field(description="channels after the block's first conv")
     out: PositiveInt = Field(description="channels the block outputs")
     stride: Literal[1, 2] = 1
+    projection: bool | None = Field(
+        None, description="1x1 conv shortcut; null = only where stride or channels change "
+        "(set by pruning, which can make a projected block's channels equal)"
+    )
 
 
 class ResNetSpec(BaseModel):
@@ -65,7 +69,10 @@ class BasicBlock(nn.Module):
         self.bn2 = bn(spec.out)
         self.relu = nn.ReLU()
         self.shortcut: nn.Module = nn.Identity()
-        if spec.stride != 1 or cin != spec.out:
+        projection = spec.projection
+        if projection is None:
+            projection = spec.stride != 1 or cin != spec.out
+        if projection:
             self.shortcut = nn.Sequential(
                 conv(cin, spec.out, 1, stride=spec.stride, bias=False), bn(spec.out)
             )

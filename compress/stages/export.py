@@ -93,6 +93,11 @@ def set_metadata(path: Path, props: dict[str, object]) -> None:
 
     model = onnx.load(str(path))
     del model.metadata_props[:]
+    # The exporter annotates every node with torch stack traces and source paths: debugging
+    # aids that leak local paths and, for a small student, make up half of the file.
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
     for key, value in props.items():
         entry = model.metadata_props.add()
         entry.key = key

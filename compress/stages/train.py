@@ -36,15 +36,10 @@ def checkpoint_payload(model, spec, data, data_cfg, cfg, metrics) -> dict:
     }
 
 
-@register_stage(TrainConfig, produces="checkpoint")
-def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
-    data = ctx.dataset()
-    # Seed before building: the initial weights must not depend on what ran earlier.
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model, data.input_shape, data.num_classes)
-    result = fit(model, data, cfg, progress=ctx.progress, desc=ctx.stage_id)
+def fit_metrics(model, data, result) -> dict:
+    """The metrics every training stage reports for the model it trained."""
     device = next(model.parameters()).device
-    metrics = {
+    return {
         "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device), data.y_test),
         "val_accuracy_pct": result.best_val_accuracy_pct,
         "best_epoch": result.best_epoch,
@@ -56,6 +51,16 @@ def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
         "train_samples": len(data.x_train),
         "test_samples": len(data.x_test),
     }
+
+
+@register_stage(TrainConfig, produces="checkpoint")
+def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
+    data = ctx.dataset()
+    # Seed before building: the initial weights must not depend on what ran earlier.
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    result = fit(model, data, cfg, progress=ctx.progress, desc=ctx.stage_id)
+    metrics = fit_metrics(model, data, result)
     model.cpu()
     # Wall time stays out of the checkpoint so that retraining with the same seed gives the
     # same bytes (and later stages stay cached); it is in metrics.json and the manifest.

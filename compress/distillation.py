@@ -1,0 +1,161 @@
+"""Knowledge distillation shared by the stages that train a student against a teacher (`distill`,
+the fine-tuning inside `prune`, quantization-aware fine-tuning).
+
+Hinton et al. (2015): loss = alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE.
+The T^2 factor keeps the soft-target gradients on the same scale as the hard-target ones when T
+changes. Optional hint (feature) distillation (FitNets, Romero et al. 2015) adds the MSE between
+a student layer's output, through a learned 1x1 projection, and a teacher layer's output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from compress import artifacts
+from compress.errors import ArtifactError, ConfigError
+
+
+class DistillOptions(BaseModel):
+    """Loss fields of every stage that learns from a teacher."""
+
+    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
+    alpha: float = Field(
+        0.9, ge=0, le=1, description="weight of the soft (teacher) term; 1 - alpha goes to CE"
+    )
+
+
+class HintConfig(BaseModel):
+    """Feature distillation on one pair of layers (module paths as in `model.named_modules()`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    student_layer: str = Field(description="student module whose output is matched, e.g. blocks.1")
+    teacher_layer: str = Field(description="teacher module it is matched to, e.g. blocks.2")
+    weight: float = Field(1.0, gt=0, le=1000, description="weight of the hint MSE in the loss")
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float,
+    alpha: float,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(student, targets)."""
+    t = temperature
+    soft = F.kl_div(
+        F.log_softmax(student_logits.float() / t, dim=1),
+        F.log_softmax(teacher_logits.float() / t, dim=1),
+        log_target=True,
+        reduction="batchmean",
+    ) * (t * t)
+    if alpha >= 1.0:
+        return soft
+    hard = F.cross_entropy(student_logits.float(), targets, label_smoothing=label_smoothing)
+    return alpha * soft + (1.0 - alpha) * hard
+
+
+def load_model(path: Path, input_shape: list[int] | None = None, role: str = "checkpoint"):
+    """(model in eval mode, checkpoint dict) from a compress checkpoint; checks the data fits."""
+    from compress.stages.export import model_from_checkpoint
+
+    ckpt = artifacts.load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path)
+    if input_shape is not None and list(ckpt["input_shape"]) != list(input_shape):
+        raise ArtifactError(
+            f"{role} {path} expects inputs {ckpt['input_shape']} but the data gives "
+            f"{list(input_shape)}; use a {role} trained on this pipeline's data"
+        )
+    return model, ckpt
+
+
+def _module(model: nn.Module, name: str, role: str, field: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name not in modules or not name:
+        names = [n for n in modules if n and n.count(".") <= 1][:30]
+        raise ConfigError(
+            f"hint: {field} '{name}' is not a module of the {role}; choose one of: "
+            + ", ".join(names)
+        )
+    return modules[name]
+
+
+class Distiller(nn.Module):
+    """The student plus what distillation learns beside it (the hint projection).
+
+    `fit()` trains this module; its forward is the student's, so validation, early stopping and
+    best-epoch selection see the student alone. `loss` runs the frozen teacher on the same
+    (augmented) batch the student just saw.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, example: torch.Tensor,
+                 opts: DistillOptions, hint: HintConfig | None = None,
+                 label_smoothing: float = 0.0):
+        super().__init__()
+        self.student = student
+        # A plain attribute, not a submodule: the teacher is neither trained nor saved.
+        object.__setattr__(self, "_teacher", teacher.eval().requires_grad_(False))
+        self.opts, self.hint, self.label_smoothing = opts, hint, label_smoothing
+        self._feats: dict[str, torch.Tensor] = {}
+        self.proj: nn.Module | None = None
+        if hint is not None:
+            s_mod = _module(student, hint.student_layer, "student", "student_layer")
+            t_mod = _module(teacher, hint.teacher_layer, "teacher", "teacher_layer")
+            s_mod.register_forward_hook(lambda _m, _i, out: self._feats.__setitem__("s", out))
+            t_mod.register_forward_hook(lambda _m, _i, out: self._feats.__setitem__("t", out))
+            with torch.no_grad():
+                was = student.training
+                student.eval()
+                student(example[:2])
+                teacher(example[:2])
+                student.train(was)
+            s, t = self._feats["s"], self._feats["t"]
+            if s.ndim != t.ndim:
+                raise ConfigError(
+                    f"hint: student_layer '{hint.student_layer}' outputs {s.ndim}-D features but "
+                    f"teacher_layer '{hint.teacher_layer}' {t.ndim}-D; pick layers of one kind"
+                )
+            self.proj = _projection(s.shape[1], t.shape[1], s.ndim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x)
+
+    def to(self, *args, **kwargs):
+        self._teacher.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        student_feat = self._feats.get("s")
+        with torch.no_grad():
+            teacher_logits = self._teacher(x)
+        loss = distillation_loss(logits, teacher_logits, targets, self.opts.temperature,
+                                 self.opts.alpha, self.label_smoothing)
+        if self.proj is not None:
+            s = self.proj(student_feat)
+            t = self._feats["t"].detach()
+            if s.shape[2:] != t.shape[2:]:
+                # Match resolutions by pooling the larger map down to the smaller one.
+                if s.shape[2:].numel() > t.shape[2:].numel():
+                    s = _pool(s, t.shape[2:])
+                else:
+                    t = _pool(t, s.shape[2:])
+            loss = loss + self.hint.weight * F.mse_loss(s.float(), t.float())
+        return loss
+
+
+def _projection(c_in: int, c_out: int, ndim: int) -> nn.Module:
+    if ndim == 2:
+        return nn.Linear(c_in, c_out, bias=False)
+    conv = nn.Conv1d if ndim == 3 else nn.Conv2d
+    return conv(c_in, c_out, 1, bias=False)
+
+
+def _pool(x: torch.Tensor, size) -> torch.Tensor:
+    pool = F.adaptive_avg_pool1d if x.ndim == 3 else F.adaptive_avg_pool2d
+    return pool(x, tuple(size) if x.ndim == 4 else int(size[0]))

@@ -1,0 +1,194 @@
+"""Wrappers around ONNX Runtime's own quantization tools (`quant_pre_process`, `quantize_static`,
+`quantize_dynamic`, `qdq_loss_debug`) with typed settings: the stage never passes ORT's untyped
+`extra_options` through to users.
+
+Calibration is bounded in memory: the calibration reader is consumed in strides of a few batches
+(ORT's `CalibStridedMinMax`, which merges each stride into the running ranges or histograms), and
+the ranges are cached in a file so every candidate setting and every accuracy-aware trial reuses
+one calibration pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from compress.errors import StageError
+
+
+class CalibrationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="how activation ranges are set from the calibration sample"
+    )
+    samples: int = Field(512, ge=1, le=100_000, description="train samples used to calibrate")
+    batch_size: int = Field(32, ge=1, le=4096, description="samples per calibration batch")
+    stride_batches: int = Field(
+        4, ge=1, le=1024, description="batches held in memory at once (bounds calibration RAM)"
+    )
+    percentile: float = Field(99.999, gt=90, le=100, description="method percentile: the range")
+    seed: int = Field(0, ge=0, description="seed of the calibration sample")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One way to quantize: the knobs the stage chooses between by measuring."""
+
+    mode: str  # static | dynamic
+    activation_type: str  # uint8 | int8 (static only)
+    fmt: str  # qdq | qoperator
+    per_channel: bool = True
+
+    @property
+    def name(self) -> str:
+        if self.mode == "dynamic":
+            return f"dynamic-{self.fmt}-w8"
+        act = "u8" if self.activation_type == "uint8" else "s8"
+        return f"{self.fmt}-{act}s8"
+
+
+class _Reader:
+    """ORT's calibration protocol (`get_next() -> feed | None`) over a seeded train sample, with
+    `set_range` so ORT can consume it stride by stride."""
+
+    def __init__(self, input_name: str, x: np.ndarray, batch: int):
+        self.batches = [{input_name: np.ascontiguousarray(x[i : i + batch])}
+                        for i in range(0, len(x), batch)]
+        self.set_range(0, len(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._it = iter(self.batches[start_index:end_index])
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self.set_range(0, len(self.batches))
+
+
+def calibration_sample(x_train: np.ndarray, cfg: CalibrationConfig) -> np.ndarray:
+    rng = np.random.default_rng(cfg.seed)
+    n = min(cfg.samples, len(x_train))
+    return x_train[np.sort(rng.choice(len(x_train), size=n, replace=False))]
+
+
+def _quiet():
+    """ORT's quantizer logs per-node chatter at INFO/WARNING; nothing a user can act on."""
+    logging.getLogger().setLevel(logging.ERROR)
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def preprocess(src: Path, dst: Path) -> None:
+    """ORT's recommended pre-processing: shape inference and graph optimisation (BN folded into
+    Conv), so quantization sees the graph the runtime will run."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with _quiet():
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+    except Exception as e:  # ORT raises plain Exceptions from its optimizer
+        raise StageError(f"{src}: quantization pre-processing failed: {str(e)[:300]}") from e
+
+
+class Quantizer:
+    """Quantizes one pre-processed float model with a given setting; calibrates once."""
+
+    def __init__(self, float_path: Path, work: Path, calib: CalibrationConfig,
+                 x_calib: np.ndarray, input_name: str):
+        self.float_path, self.work, self.calib = float_path, work, calib
+        self.reader = _Reader(input_name, x_calib, calib.batch_size)
+        self.cache = work / "calibration.json"
+
+    def _calibration_args(self) -> dict:
+        from onnxruntime.quantization import CalibrationMethod
+
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[self.calib.method]
+        n = len(self.reader)
+        # ORT requires the stride to divide the number of batches.
+        stride = max(d for d in range(1, min(n, self.calib.stride_batches) + 1) if n % d == 0)
+        extra = {"CalibStridedMinMax": stride}
+        if self.calib.method == "percentile":
+            extra["CalibPercentile"] = self.calib.percentile
+        return {"calibrate_method": method, "extra_options": extra}
+
+    def quantize(self, setting: Setting, out: Path, exclude: list[str] = ()) -> Path:
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, \
+            quantize_static
+
+        types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+        fmt = QuantFormat.QDQ if setting.fmt == "qdq" else QuantFormat.QOperator
+        try:
+            with _quiet():
+                if setting.mode == "dynamic":
+                    quantize_dynamic(str(self.float_path), str(out), per_channel=setting.per_channel,
+                                     weight_type=QuantType.QInt8,
+                                     nodes_to_exclude=list(exclude) or None)
+                else:
+                    self.reader.rewind()
+                    args = self._calibration_args()
+                    quantize_static(
+                        str(self.float_path), str(out), self.reader, quant_format=fmt,
+                        per_channel=setting.per_channel,
+                        activation_type=types[setting.activation_type],
+                        weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude) or None,
+                        calibrate_method=args["calibrate_method"],
+                        extra_options=args["extra_options"],
+                        calibration_cache_path=str(self.cache),
+                    )
+        except StageError:
+            raise
+        except Exception as e:
+            raise StageError(f"ORT quantization ({setting.name}) failed: {str(e)[:300]}") from e
+        return out
+
+
+def node_sensitivity(float_path: Path, qdq_path: Path, x: np.ndarray, input_name: str,
+                     work: Path) -> list[dict]:
+    """Quantizable nodes of the float model, most damaged by quantization first.
+
+    Per node: the signal-to-quantization-noise ratio (dB) of its output in the QDQ model against
+    the float model (ORT's `qdq_loss_debug`), following a fused Relu/Clip to the tensor that is
+    actually quantized. Low SQNR = the node's output carries the most int8 error.
+    """
+    import onnx
+    from onnxruntime.quantization import qdq_loss_debug as dbg
+
+    f_aug, q_aug = work / "float_aug.onnx", work / "qdq_aug.onnx"
+    with _quiet():
+        dbg.modify_model_output_intermediate_tensors(str(float_path), str(f_aug))
+        dbg.modify_model_output_intermediate_tensors(str(qdq_path), str(q_aug))
+        f_act = dbg.collect_activations(str(f_aug), _Reader(input_name, x, len(x)))
+        q_act = dbg.collect_activations(str(q_aug), _Reader(input_name, x, len(x)))
+    errors = dbg.compute_activation_error(dbg.create_activation_matching(q_act, f_act))
+    graph = onnx.load(str(float_path)).graph
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    ranked = []
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul", "Add"):
+            continue
+        tensor = node.output[0]
+        nxt = consumers.get(tensor, [])
+        if tensor not in errors and len(nxt) == 1 and nxt[0].op_type in ("Relu", "Clip"):
+            tensor = nxt[0].output[0]
+        err = errors.get(tensor, {}).get("xmodel_err")
+        if err is None or not math.isfinite(err):
+            continue
+        ranked.append({"node": node.name, "op": node.op_type, "sqnr_db": round(float(err), 3)})
+    ranked.sort(key=lambda r: r["sqnr_db"])
+    return ranked

@@ -1,0 +1,268 @@
+"""Stage `quantize`: int8 post-training quantization of an exported ONNX model with ONNX Runtime's
+own tools, with the settings chosen by measuring on this machine, not by assuming.
+
+Consumes an ONNX model; produces `model.onnx` (int8, same input/output names and metadata) and
+`quantize.json`: every candidate setting (activation type x format) with its accuracy and
+latency against fp32, the choice and why, and every accuracy-aware trial (excluded nodes,
+accuracy, latency). Accuracy decisions use the validation split; the test split is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from compress import artifacts
+from compress.measure import ort as ort_measure
+from compress.measure.latency import measure_interleaved
+from compress.measure.system import cpu_info, versions
+from compress.quantization import (
+    CalibrationConfig,
+    Quantizer,
+    Setting,
+    calibration_sample,
+    node_sensitivity,
+    preprocess,
+)
+from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.stages.bench import batch_of
+
+
+class QuantizeConfig(StageConfig):
+    stage: Literal["quantize"] = "quantize"
+    input: str = Field(description="id of the stage whose ONNX model is quantized")
+    mode: Literal["static", "dynamic"] = Field(
+        "static", description="static: calibrated int8 activations and weights; dynamic: int8 "
+        "weights, activations quantized at run time (MLP/RNN weights, no calibration)"
+    )
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    activation_type: Literal["auto", "uint8", "int8"] = Field(
+        "auto", description="auto = measure both and keep the faster"
+    )
+    format: Literal["auto", "qdq", "qoperator"] = Field(
+        "qdq", description="QDQ (portable) or QOperator (QLinear* ops); auto = measure both"
+    )
+    per_channel: bool = Field(True, description="one int8 scale per output channel of a weight")
+    max_accuracy_drop_pts: float | None = Field(
+        None, ge=0, le=100, description="accuracy-aware: exclude the most sensitive nodes from "
+        "quantization until val accuracy is within this many points of fp32"
+    )
+    max_excluded_nodes: int = Field(8, ge=0, le=1000, description="node budget of that search")
+    select_batch_sizes: list[int] = Field(
+        default_factory=lambda: [1, 64], min_length=1,
+        description="batch sizes whose latency decides between settings",
+    )
+    select_time_s: float = Field(1.0, gt=0, le=60, description="timing per setting and batch")
+    threads: int = Field(1, ge=0, description="intra-op threads while choosing (0 = all cores)")
+
+    references = {"input": {"onnx"}}
+
+    @field_validator("select_batch_sizes")
+    @classmethod
+    def _positive(cls, v: list[int]):
+        if any(b < 1 for b in v):
+            raise ValueError("every batch size must be >= 1")
+        return v
+
+
+def candidate_settings(cfg: QuantizeConfig) -> list[Setting]:
+    if cfg.mode == "dynamic":
+        return [Setting("dynamic", "uint8", "qoperator", cfg.per_channel)]
+    acts = ["uint8", "int8"] if cfg.activation_type == "auto" else [cfg.activation_type]
+    fmts = ["qdq", "qoperator"] if cfg.format == "auto" else [cfg.format]
+    return [Setting("static", a, f, cfg.per_channel) for f in fmts for a in acts]
+
+
+class _Evaluator:
+    """Accuracy (val and test) and latency against fp32, for any model file."""
+
+    def __init__(self, cfg: QuantizeConfig, data, fp32_path: Path):
+        self.cfg, self.data = cfg, data
+        self.fp32 = ort_measure.make_session(fp32_path, cfg.threads)
+        self.input = self.fp32.get_inputs()[0].name
+        self.fp32_val = self.accuracy(self.fp32, data.x_val, data.y_val)
+        self.fp32_test = self.accuracy(self.fp32, data.x_test, data.y_test)
+
+    @staticmethod
+    def accuracy(session, x, y) -> float:
+        return ort_measure.accuracy_pct(ort_measure.predict(session, x), y)
+
+    def evaluate(self, path: Path) -> dict:
+        s = ort_measure.make_session(path, self.cfg.threads)
+        val = self.accuracy(s, self.data.x_val, self.data.y_val)
+        test = self.accuracy(s, self.data.x_test, self.data.y_test)
+        return {"val_accuracy_pct": val, "test_accuracy_pct": test,
+                "val_drop_pts": round(self.fp32_val - val, 4),
+                "test_drop_pts": round(self.fp32_test - test, 4)}
+
+    def speedups(self, paths: dict[str, Path], batch_sizes: list[int], time_s: float) -> dict:
+        """{name: {"b1": {p50_ms, fp32_p50_ms, speedup}, ...}}: every model interleaved with
+        fp32 in one loop per batch size, so drift hits all alike."""
+        sessions = {"fp32": self.fp32}
+        sessions.update({n: ort_measure.make_session(p, self.cfg.threads) for n, p in paths.items()})
+        out: dict[str, dict] = {n: {} for n in paths}
+        for b in batch_sizes:
+            x = batch_of(self.data.x_test, b)
+            feeds = {n: {self.input: x} for n in sessions}
+            stats = measure_interleaved(sessions, feeds, warmup_runs=10, min_runs=50,
+                                        min_time_s=time_s, max_time_s=20 * time_s)
+            for n in paths:
+                out[n][f"b{b}"] = {"p50_ms": stats[n].p50_ms, "fp32_p50_ms": stats["fp32"].p50_ms,
+                                   "speedup": round(stats["fp32"].p50_ms / stats[n].p50_ms, 4)}
+        return out
+
+
+def _score(lat: dict) -> float:
+    """Geometric mean of the speed-ups over the batch sizes measured."""
+    return math.exp(sum(math.log(v["speedup"]) for v in lat.values()) / len(lat))
+
+
+def int8_weight_fraction(path: Path) -> float:
+    """Share of weight elements stored as 8-bit integers."""
+    import onnx
+
+    eight = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+    n8 = nf = 0
+    for t in onnx.load(str(path)).graph.initializer:
+        size = int(np.prod(t.dims))
+        if t.data_type in eight:
+            n8 += size
+        elif t.data_type in floats and size > 1:
+            nf += size
+    return n8 / max(1, n8 + nf)
+
+
+def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials) -> dict:
+    """Exclude the most quantization-sensitive nodes one at a time until the val-accuracy budget
+    holds or the node budget is spent; every trial is recorded, the best one kept."""
+    qdq = Setting(setting.mode, setting.activation_type, "qdq", setting.per_channel)
+    probe = quantizer.quantize(qdq, work / "sensitivity.onnx")
+    ranking = node_sensitivity(quantizer.float_path, probe, x_debug, ev.input, work)
+    excluded: list[str] = []
+    for node in ranking[: cfg.max_excluded_nodes]:
+        excluded.append(node["node"])
+        path = quantizer.quantize(setting, work / f"trial{len(excluded)}.onnx", excluded)
+        trial = {"setting": setting.name, "excluded_nodes": list(excluded),
+                 "excluded_sqnr_db": node["sqnr_db"], "path": path, **ev.evaluate(path)}
+        trial["latency"] = ev.speedups({"trial": path}, cfg.select_batch_sizes,
+                                       cfg.select_time_s / 2)["trial"]
+        trials.append(trial)
+        if (trial["val_accuracy_pct"], -len(excluded)) > (best["val_accuracy_pct"],
+                                                          -len(best["excluded_nodes"])):
+            best = trial
+        if trial["val_drop_pts"] <= cfg.max_accuracy_drop_pts:
+            best = trial
+            break
+    return best
+
+
+@register_stage(QuantizeConfig, produces="onnx")
+def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
+    data = ctx.dataset()
+    src = ctx.inputs[cfg.input]
+    check = ort_measure.make_session(src.path, 1)
+    ort_measure.check_input_shape(check, data.input_shape, src.path)
+    work = ctx.out_dir / "work"
+    work.mkdir()
+    float_path = work / "float.onnx"
+    preprocess(src.path, float_path)
+    ev = _Evaluator(cfg, data, src.path)
+    x_calib = calibration_sample(data.x_train, cfg.calibration)
+    quantizer = Quantizer(float_path, work, cfg.calibration, x_calib, ev.input)
+
+    candidates = []
+    for setting in candidate_settings(cfg):
+        path = quantizer.quantize(setting, work / f"{setting.name}.onnx")
+        candidates.append({"setting": setting.name, "excluded_nodes": [], "path": path,
+                           **ev.evaluate(path)})
+    lat = ev.speedups({c["setting"]: c["path"] for c in candidates}, cfg.select_batch_sizes,
+                      cfg.select_time_s)
+    for c in candidates:
+        c["latency"], c["speedup_score"] = lat[c["setting"]], round(_score(lat[c["setting"]]), 4)
+
+    budget = cfg.max_accuracy_drop_pts
+    eligible = [c for c in candidates if budget is None or c["val_drop_pts"] <= budget]
+    trials: list[dict] = []
+    if eligible:
+        chosen = max(eligible, key=lambda c: c["speedup_score"])
+        why = "fastest setting (geometric-mean speed-up over fp32 at batch sizes " \
+              f"{cfg.select_batch_sizes})" + ("" if budget is None else
+                                              f" within the {budget} pt val-accuracy budget")
+    else:
+        start = max(candidates, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
+        setting = next(s for s in candidate_settings(cfg) if s.name == start["setting"])
+        x_debug = calibration_sample(data.x_val, cfg.calibration)[:256]
+        chosen = _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, start, trials)
+        within = chosen["val_drop_pts"] <= budget
+        why = (f"no setting met the {budget} pt val-accuracy budget; accuracy-aware search "
+               f"excluded {len(chosen['excluded_nodes'])} node(s) from quantization and "
+               + ("met it" if within else "did not meet it: best model kept"))
+
+    out = ctx.out_dir / "model.onnx"
+    shutil.copyfile(chosen["path"], out)
+    chosen_lat = chosen.get("latency") or {}
+    faster = bool(chosen_lat) and all(v["speedup"] > 1 for v in chosen_lat.values())
+    warning = None
+    if not faster:
+        warning = (f"the int8 model ({chosen['setting']}) is not faster than fp32 at every batch "
+                   f"size on this CPU ({_speedups_text(chosen_lat)}): int8 kernels do not pay off "
+                   "for this model here; keep fp32 or make the model larger per op")
+        print(f"warning: {ctx.stage_id}: {warning}", file=sys.stderr)
+
+    metrics = {
+        "test_accuracy_pct": chosen["test_accuracy_pct"],
+        "val_accuracy_pct": chosen["val_accuracy_pct"],
+        "fp32_test_accuracy_pct": ev.fp32_test,
+        "fp32_val_accuracy_pct": ev.fp32_val,
+        "accuracy_drop_pts": round(ev.fp32_test - chosen["test_accuracy_pct"], 4),
+        "setting": chosen["setting"],
+        "excluded_nodes": len(chosen["excluded_nodes"]),
+        "faster_than_fp32": faster,
+        "int8_weight_fraction": round(int8_weight_fraction(out), 4),
+        "size_bytes": out.stat().st_size,
+        "fp32_size_bytes": src.path.stat().st_size,
+        "calibration_method": cfg.calibration.method if cfg.mode == "static" else None,
+    }
+    for key, v in chosen_lat.items():
+        metrics[f"speedup_vs_fp32_{key}"] = v["speedup"]
+
+    meta = ort_measure.read_metadata(src.path)
+    meta["compress.metrics"] = metrics
+    meta["compress.source"] = {"pipeline": ctx.pipeline, "stage": ctx.stage_id,
+                               "from_stage": src.stage_id, "onnx_sha256": src.sha256}
+    meta["compress.quantization"] = {"setting": chosen["setting"], "mode": cfg.mode,
+                                     "per_channel": cfg.per_channel,
+                                     "calibration": cfg.calibration.model_dump(mode="json"),
+                                     "excluded_nodes": chosen["excluded_nodes"]}
+    meta["compress.versions"] = versions()
+    meta["compress.measured_on"] = cpu_info()
+    from compress.stages.export import set_metadata
+
+    set_metadata(out, meta)
+    metrics["size_bytes"] = out.stat().st_size
+
+    def public(c: dict) -> dict:
+        return {k: v for k, v in c.items() if k != "path"}
+
+    artifacts.write_json(ctx.out_dir / "quantize.json", {
+        "chosen": public(chosen), "why": why, "warning": warning,
+        "fp32": {"val_accuracy_pct": ev.fp32_val, "test_accuracy_pct": ev.fp32_test},
+        "candidates": [public(c) for c in candidates], "trials": [public(t) for t in trials],
+        "method": {"accuracy": "ORT CPU, argmax over the whole val/test split; decisions on val",
+                   "latency": f"p50 of session.run, interleaved with fp32, {cfg.threads} thread(s)",
+                   "sensitivity": "SQNR of each node's output, int8 vs fp32 (qdq_loss_debug)"},
+        "cpu": cpu_info(),
+    })
+    shutil.rmtree(work)
+    return StageResult(primary="model.onnx", metrics=metrics)
+
+
+def _speedups_text(lat: dict) -> str:
+    return ", ".join(f"{k}: {v['speedup']:.2f}x" for k, v in lat.items()) or "not measured"
