@@ -161,6 +161,72 @@ def export(checkpoint: Path, out: Path, **values) -> None:
                     {"checkpoint": art}, out)
 
 
+def _checkpoint_input(path: Path, name: str):
+    """(Artifact, data spec) of a checkpoint given on the command line."""
+    from compress import artifacts
+    from compress.stages import Artifact
+
+    ckpt = artifacts.load_checkpoint(path)
+    return Artifact(name, "checkpoint", path, artifacts.sha256_file(path)), ckpt["data"]
+
+
+@cli.command()
+@click.argument("teacher", type=click.Path(path_type=Path))
+@OUT_OPTION
+@config_options(_stage_cls("distill"), skip={"id", "stage", "teacher"})
+def distill(teacher: Path, out: Path, **values) -> None:
+    """Train a student from the TEACHER checkpoint (knowledge distillation), and the same student
+    without the teacher, so the gain is measured."""
+    art, data = _checkpoint_input(teacher, "teacher")
+    cfg = build_config(_stage_cls("distill"), "compress distill",
+                       {"id": "distill", "teacher": "teacher", **values})
+    _run_standalone(cfg, _data_config(data, f"{teacher}: data "), {"teacher": art}, out)
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@OUT_OPTION
+@click.option("--teacher", "teacher", type=click.Path(path_type=Path), default=None,
+              help="checkpoint that fine-tuning distills from (default: labels only)")
+@config_options(_stage_cls("prune"), skip={"id", "stage", "input", "teacher"})
+def prune(checkpoint: Path, out: Path, teacher: Path | None, **values) -> None:
+    """Prune CHECKPOINT (structured: channels removed for real; or unstructured sparsity)."""
+    art, data = _checkpoint_input(checkpoint, "input")
+    inputs = {"input": art}
+    if teacher is not None:
+        inputs["teacher"] = _checkpoint_input(teacher, "teacher")[0]
+    cfg = build_config(_stage_cls("prune"), "compress prune",
+                       {"id": "prune", "input": "input",
+                        "teacher": "teacher" if teacher else None, **values})
+    _run_standalone(cfg, _data_config(data, f"{checkpoint}: data "), inputs, out)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@OUT_OPTION
+@click.option("--data", "data", type=YamlValue(), default=None,
+              help="data to calibrate and test on; default: the data in the model's metadata")
+@config_options(_stage_cls("quantize"), skip={"id", "stage", "input"})
+def quantize(model: Path, out: Path, data, **values) -> None:
+    """Quantize the ONNX MODEL to int8 with ONNX Runtime, settings chosen by measurement."""
+    from compress import artifacts
+    from compress.errors import ConfigError
+    from compress.measure.ort import read_metadata
+    from compress.stages import Artifact
+
+    if not model.is_file():
+        raise ConfigError(f"compress quantize: {model}: ONNX model not found")
+    if data is None:
+        data = read_metadata(model).get("compress.data")
+        if data is None:
+            raise ConfigError(f"compress quantize: {model} carries no data spec in its "
+                              "metadata; pass --data")
+    cfg = build_config(_stage_cls("quantize"), "compress quantize",
+                       {"id": "quantize", "input": "input", **values})
+    art = Artifact("input", "onnx", model, artifacts.sha256_file(model))
+    _run_standalone(cfg, _data_config(data, "compress quantize: option "), {"input": art}, out)
+
+
 @cli.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @OUT_OPTION

@@ -43,6 +43,18 @@ class MetricGate(BaseModel):
         return self
 
 
+class SpeedupGate(BaseModel):
+    """`model` must be at least `min` times faster (p50) than `than` in the gates' bench."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="model id in the bench, e.g. student_int8")
+    than: str = Field(description="model id it is compared with, e.g. student_fp32")
+    batch_size: int = Field(1, ge=1)
+    threads: int = Field(1, ge=0)
+    min: float = Field(1.0, gt=0, description="required p50 speed-up (1.0 = not slower)")
+
+
 class GatesConfig(BaseModel):
     """Conditions the run must meet; a failing gate makes `compress run` exit 1.
 
@@ -62,6 +74,9 @@ class GatesConfig(BaseModel):
     min_latency_speedup: float | None = Field(None, gt=0)
     min_size_reduction: float | None = Field(None, gt=0)
     max_latency_p50_ms: float | None = Field(None, gt=0)
+    speedups: list[SpeedupGate] = Field(
+        default_factory=list, description="pairwise speed-ups, e.g. int8 vs its own fp32"
+    )
     metrics: list[MetricGate] = Field(default_factory=list)
 
 
@@ -204,7 +219,7 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                                   f"'{sid}', which does not exist (stages: {', '.join(produced)})")
         compares = any(v is not None for v in (g.min_accuracy_pct, g.max_accuracy_drop_pts,
                        g.min_latency_speedup, g.min_size_reduction, g.max_latency_p50_ms))
-        if compares or g.bench or g.baseline or g.candidate:
+        if compares or g.bench or g.baseline or g.candidate or g.speedups:
             bench = gate_bench(cfg.stages, g)
             if bench is None:
                 what = f"'{g.bench}' is not a bench stage" if g.bench else "there is no bench stage"
@@ -219,6 +234,17 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                 raise ConfigError(f"{source}: gates: bench '{bench.id}' does not measure batch "
                                   f"{g.batch_size} with {g.threads} thread(s); add them to its "
                                   "batch_sizes/threads or change the gate's")
+            for i, sg in enumerate(g.speedups):
+                for fld in ("model", "than"):
+                    if getattr(sg, fld) not in bench.models:
+                        raise ConfigError(
+                            f"{source}: gates, speedups[{i}], field '{fld}': "
+                            f"'{getattr(sg, fld)}' is not among bench '{bench.id}' models "
+                            f"({', '.join(bench.models)})")
+                if sg.batch_size not in bench.batch_sizes or sg.threads not in bench.threads:
+                    raise ConfigError(
+                        f"{source}: gates, speedups[{i}]: bench '{bench.id}' does not measure "
+                        f"batch {sg.batch_size} with {sg.threads} thread(s)")
 
 
 def parse_pipeline(raw: Any, source: str, base_dir: Path | None = None) -> PipelineConfig:

@@ -67,6 +67,14 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
         if g.max_latency_p50_ms is not None:
             add(f"{cand} p50 latency ({setting})", "<=", g.max_latency_p50_ms,
                 get(cand, f"{setting}.p50_ms"), " ms")
+    if g.speedups:
+        bench_id, _, _, m = _bench_models(cfg, manifest)
+        for sg in g.speedups:
+            setting = f"b{sg.batch_size}_t{sg.threads}"
+            fast = _metric(m, bench_id, f"{sg.model}.{setting}.p50_ms")
+            slow = _metric(m, bench_id, f"{sg.than}.{setting}.p50_ms")
+            add(f"p50 speed-up {sg.model} vs {sg.than} ({setting})", ">=", sg.min, slow / fast,
+                "x")
     for mg in g.metrics:
         sid, name = mg.metric.split(".", 1)
         value = _metric(manifest["stages"][sid]["metrics"], sid, name)

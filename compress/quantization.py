@@ -125,16 +125,20 @@ class Quantizer:
         return {"calibrate_method": method, "extra_options": extra}
 
     def quantize(self, setting: Setting, out: Path, exclude: list[str] = ()) -> Path:
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, \
-            quantize_static
+        from onnxruntime.quantization import (
+            QuantFormat,
+            QuantType,
+            quantize_dynamic,
+            quantize_static,
+        )
 
         types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         fmt = QuantFormat.QDQ if setting.fmt == "qdq" else QuantFormat.QOperator
         try:
             with _quiet():
                 if setting.mode == "dynamic":
-                    quantize_dynamic(str(self.float_path), str(out), per_channel=setting.per_channel,
-                                     weight_type=QuantType.QInt8,
+                    quantize_dynamic(str(self.float_path), str(out),
+                                     per_channel=setting.per_channel, weight_type=QuantType.QInt8,
                                      nodes_to_exclude=list(exclude) or None)
                 else:
                     self.reader.rewind()

@@ -78,3 +78,36 @@ def tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:
         return {}
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in root.rglob("*") if p.is_file()}
+
+
+COMPRESS_PIPELINE = {
+    "name": "tinyc",
+    "data": {"source": "digits", "seed": 0},
+    "stages": [
+        {"id": "teacher", "stage": "train", "model": {"arch": "resnet", "width": 24, "stages": 2},
+         "epochs": 3, "batch_size": 128, "lr": 0.02, "device": "cpu"},
+        {"id": "student", "stage": "distill", "teacher": "teacher",
+         "model": {"arch": "resnet", "width": 16, "stages": 2}, "epochs": 4, "batch_size": 128,
+         "lr": 0.02, "device": "cpu"},
+        {"id": "pruned", "stage": "prune", "input": "student", "teacher": "teacher",
+         "ratio": 0.5, "steps": 2, "epochs": 3, "round_to": 4, "batch_size": 128, "lr": 0.01,
+         "device": "cpu"},
+        {"id": "student_fp32", "stage": "export", "input": "pruned"},
+        {"id": "student_int8", "stage": "quantize", "input": "student_fp32",
+         "calibration": {"samples": 128}, "select_time_s": 0.05},
+        {"id": "bench", "stage": "bench", "models": ["student_fp32", "student_int8"],
+         "batch_sizes": [1, 8], "warmup_runs": 2, "min_runs": 5, "min_time_s": 0.0},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def compress_run(tmp_path_factory):
+    """teacher -> distill -> prune -> export -> quantize -> bench on digits, once per session."""
+    from compress.config import parse_pipeline
+    from compress.runner import run_pipeline
+
+    out = tmp_path_factory.mktemp("exported")
+    cfg = parse_pipeline(copy.deepcopy(COMPRESS_PIPELINE), "tinyc.yaml")
+    summary = run_pipeline(cfg, out, progress=False, log=lambda m: None)
+    return summary.root, summary

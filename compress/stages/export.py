@@ -107,6 +107,24 @@ def set_metadata(path: Path, props: dict[str, object]) -> None:
         onnx.save(model, str(tmp))
 
 
+def contract_metadata(ckpt: dict, data, metrics: dict, source: dict) -> dict:
+    """The `metadata_props` every ONNX artifact carries: how to feed it and what it measured."""
+    return {
+        "compress.input": {"name": INPUT_NAME, "shape": ["batch", *data.input_shape],
+                           "dtype": "float32"},
+        "compress.output": {"name": OUTPUT_NAME, "shape": ["batch", data.num_classes],
+                            "meaning": "class logits (argmax = prediction)"},
+        "compress.preprocessing": ckpt["preprocessing"],
+        "compress.class_labels": ckpt["class_labels"],
+        "compress.data": ckpt["data"],
+        "compress.metrics": metrics,
+        "compress.source": source,
+        "compress.model": ckpt["model"],
+        "compress.versions": versions(),
+        "compress.measured_on": cpu_info(),
+    }
+
+
 @register_stage(ExportConfig, produces="onnx")
 def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
     import onnx
@@ -149,20 +167,8 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
         "params": count_params(model),
         "opset": cfg.opset,
     }
-    set_metadata(out, {
-        "compress.input": {"name": INPUT_NAME, "shape": ["batch", *data.input_shape],
-                           "dtype": "float32"},
-        "compress.output": {"name": OUTPUT_NAME, "shape": ["batch", data.num_classes],
-                            "meaning": "class logits (argmax = prediction)"},
-        "compress.preprocessing": ckpt["preprocessing"],
-        "compress.class_labels": ckpt["class_labels"],
-        "compress.data": ckpt["data"],
-        "compress.metrics": metrics,
-        "compress.source": {"pipeline": ctx.pipeline, "stage": ctx.stage_id,
-                            "from_stage": src.stage_id, "checkpoint_sha256": src.sha256},
-        "compress.model": ckpt["model"],
-        "compress.versions": versions(),
-        "compress.measured_on": cpu_info(),
-    })
+    set_metadata(out, contract_metadata(ckpt, data, metrics, {
+        "pipeline": ctx.pipeline, "stage": ctx.stage_id, "from_stage": src.stage_id,
+        "checkpoint_sha256": src.sha256}))
     metrics["size_bytes"] = out.stat().st_size
     return StageResult(primary="model.onnx", metrics=metrics)

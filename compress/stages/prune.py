@@ -194,7 +194,10 @@ def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
 
     def log(step: int, m: nn.Module, res: FitResult | None) -> None:
         m.to(device)
-        entry = {"step": step, "params": count_params(m), "macs": _macs(m.cpu(), example),
+        # Unstructured masks leave shapes (and so MACs) unchanged and make weights non-leaf
+        # tensors, which the MAC counter cannot copy.
+        macs = _macs(m.cpu(), example) if cfg.method == "structured" else before["macs"]
+        entry = {"step": step, "params": count_params(m), "macs": macs,
                  "val_accuracy_pct": res.best_val_accuracy_pct if res else None,
                  "test_accuracy_pct": accuracy_pct(predict_logits(m, data.x_test, device),
                                                    data.y_test)}

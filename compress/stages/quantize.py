@@ -105,7 +105,8 @@ class _Evaluator:
         """{name: {"b1": {p50_ms, fp32_p50_ms, speedup}, ...}}: every model interleaved with
         fp32 in one loop per batch size, so drift hits all alike."""
         sessions = {"fp32": self.fp32}
-        sessions.update({n: ort_measure.make_session(p, self.cfg.threads) for n, p in paths.items()})
+        for n, p in paths.items():
+            sessions[n] = ort_measure.make_session(p, self.cfg.threads)
         out: dict[str, dict] = {n: {} for n in paths}
         for b in batch_sizes:
             x = batch_of(self.data.x_test, b)
@@ -203,7 +204,8 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         within = chosen["val_drop_pts"] <= budget
         why = (f"no setting met the {budget} pt val-accuracy budget; accuracy-aware search "
                f"excluded {len(chosen['excluded_nodes'])} node(s) from quantization and "
-               + ("met it" if within else "did not meet it: best model kept"))
+               + ("met it" if within else "did not meet it: best model kept; a `qat` stage "
+                                          "(quantization-aware fine-tuning) may"))
 
     out = ctx.out_dir / "model.onnx"
     shutil.copyfile(chosen["path"], out)

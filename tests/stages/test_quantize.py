@@ -1,0 +1,160 @@
+"""Stage `quantize`: int8 within tolerance of fp32, settings chosen by measurement, and the
+accuracy-aware loop that stops within its budget and keeps the best model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from compress import artifacts
+from compress.config import parse_pipeline
+from compress.measure.ort import make_session, predict, read_metadata
+from compress.runner import run_single
+from compress.stages import Artifact
+from compress.stages import quantize as qstage
+from compress.stages.quantize import QuantizeConfig, int8_weight_fraction
+
+
+def _digits():
+    from compress.data import load_dataset
+
+    cfg = parse_pipeline({"name": "x", "data": {"source": "digits"},
+                          "stages": [{"id": "t", "stage": "train"}]}, "x").data
+    return cfg, load_dataset(cfg)
+
+
+def test_int8_student_stays_within_tolerance_of_fp32(compress_run):
+    # setup
+    root, summary = compress_run
+    _, data = _digits()
+    fp32 = make_session(root / "student_fp32" / "model.onnx", 1)
+    int8_path = root / "student_int8" / "model.onnx"
+    int8 = make_session(int8_path, 1)
+    # execute
+    a, b = predict(fp32, data.x_test), predict(int8, data.x_test)
+    m = summary.manifest["stages"]["student_int8"]["metrics"]
+    # assert: same predictions almost everywhere, logits close, weights really int8
+    agree = float((a.argmax(1) == b.argmax(1)).mean())
+    assert agree >= 0.95
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
+    assert abs(m["accuracy_drop_pts"]) <= 3.0
+    assert int8_weight_fraction(int8_path) > 0.9 and m["int8_weight_fraction"] > 0.9
+    assert int8.get_inputs()[0].name == "input" and int8.get_outputs()[0].name == "logits"
+
+
+def test_settings_are_chosen_by_measured_latency(compress_run):
+    # setup
+    root, summary = compress_run
+    # execute
+    report = artifacts.read_json(root / "student_int8" / "quantize.json")
+    meta = read_metadata(root / "student_int8" / "model.onnx")
+    # assert: both activation types measured against fp32 at both batch sizes; the fastest won
+    names = {c["setting"] for c in report["candidates"]}
+    assert names == {"qdq-u8s8", "qdq-s8s8"}
+    for c in report["candidates"]:
+        assert set(c["latency"]) == {"b1", "b64"} and c["latency"]["b1"]["speedup"] > 0
+    best = max(report["candidates"], key=lambda c: c["speedup_score"])
+    assert report["chosen"]["setting"] == best["setting"] == meta["compress.quantization"][
+        "setting"]
+    assert "fastest" in report["why"]
+    assert meta["compress.source"]["from_stage"] == "student_fp32"
+    assert summary.manifest["stages"]["student_int8"]["metrics"]["faster_than_fp32"] in (
+        True, False)
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_every_calibration_method_quantizes(compress_run, tmp_path, method):
+    # setup
+    root, _ = compress_run
+    data_cfg, _ = _digits()
+    src = root / "student_fp32" / "model.onnx"
+    cfg = QuantizeConfig(id="q", input="m", activation_type="uint8", select_time_s=0.02,
+                         select_batch_sizes=[1], calibration={"method": method, "samples": 64})
+    # execute
+    metrics = run_single(cfg, data_cfg, {"m": Artifact("m", "onnx", src, "x")}, tmp_path / "q")
+    # assert
+    assert metrics["calibration_method"] == method and metrics["test_accuracy_pct"] > 20
+    assert not (tmp_path / "q" / "work").exists()  # scratch files are not left behind
+
+
+def test_dynamic_quantization_of_an_mlp(tiny_onnx, tmp_path):
+    # setup
+    data_cfg, _ = _digits()
+    cfg = QuantizeConfig(id="q", input="m", mode="dynamic", select_time_s=0.02)
+    # execute
+    metrics = run_single(cfg, data_cfg, {"m": Artifact("m", "onnx", tiny_onnx, "x")},
+                         tmp_path / "q")
+    # assert
+    assert metrics["setting"].startswith("dynamic") and metrics["calibration_method"] is None
+    assert metrics["int8_weight_fraction"] > 0.9
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q" / "model.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+
+
+def test_unknown_calibration_method_lists_the_choices(write_yaml, tiny_pipeline):
+    # setup
+    from compress.config import load_pipeline
+    from compress.errors import ConfigError
+
+    tiny_pipeline["stages"].insert(2, {"id": "q", "stage": "quantize", "input": "teacher_onnx",
+                                       "calibration": {"method": "kl"}})
+    # execute / assert
+    with pytest.raises(ConfigError, match=r"stage 'q'.*calibration.*minmax.*entropy.*percentile"):
+        load_pipeline(write_yaml(tiny_pipeline))
+
+
+class _FakeQuantizer:
+    float_path = Path("float.onnx")
+
+    def quantize(self, setting, out, exclude=()):
+        return Path(f"{len(exclude)}.onnx")
+
+
+class _FakeEvaluator:
+    input = "input"
+
+    def __init__(self, drops):
+        self.drops = drops  # val drop after excluding i nodes
+
+    def evaluate(self, path):
+        d = self.drops[int(path.stem)]
+        return {"val_accuracy_pct": 90 - d, "test_accuracy_pct": 90 - d, "val_drop_pts": d,
+                "test_drop_pts": d}
+
+    def speedups(self, paths, sizes, time_s):
+        return {n: {"b1": {"p50_ms": 1.0, "fp32_p50_ms": 2.0, "speedup": 2.0}} for n in paths}
+
+
+def _search(monkeypatch, drops, budget, max_nodes):
+    ranking = [{"node": f"n{i}", "op": "Conv", "sqnr_db": float(i)} for i in range(10)]
+    monkeypatch.setattr(qstage, "node_sensitivity", lambda *a: ranking)
+    cfg = QuantizeConfig(id="q", input="m", max_accuracy_drop_pts=budget,
+                         max_excluded_nodes=max_nodes)
+    ev = _FakeEvaluator(drops)
+    start = {"setting": "qdq-u8s8", "excluded_nodes": [], **ev.evaluate(Path("0.onnx"))}
+    trials: list[dict] = []
+    setting = qstage.candidate_settings(cfg)[0]
+    best = qstage._accuracy_aware(cfg, _FakeQuantizer(), ev, setting, Path("."), None, start,
+                                  trials)
+    return best, trials
+
+
+def test_accuracy_aware_search_stops_once_within_budget(monkeypatch):
+    # execute: excluding 1, 2, 3 nodes gives drops 1.5, 0.8, 0.3 (budget 0.5)
+    best, trials = _search(monkeypatch, [2.0, 1.5, 0.8, 0.3, 0.1], budget=0.5, max_nodes=8)
+    # assert: three trials, most sensitive nodes first, stopped as soon as the budget held
+    assert len(trials) == 3
+    assert best["excluded_nodes"] == ["n0", "n1", "n2"] and best["val_drop_pts"] == 0.3
+    assert [t["excluded_nodes"][-1] for t in trials] == ["n0", "n1", "n2"]
+
+
+def test_accuracy_aware_search_keeps_the_best_when_the_node_budget_runs_out(monkeypatch):
+    # execute: excluding a second node makes it worse; the budget is never met
+    best, trials = _search(monkeypatch, [2.0, 1.0, 1.4, 1.2], budget=0.5, max_nodes=3)
+    # assert
+    assert len(trials) == 3
+    assert best["excluded_nodes"] == ["n0"] and best["val_drop_pts"] == 1.0
+    assert all("latency" in t for t in trials)
