@@ -158,3 +158,23 @@ def test_accuracy_aware_search_keeps_the_best_when_the_node_budget_runs_out(monk
     assert len(trials) == 3
     assert best["excluded_nodes"] == ["n0"] and best["val_drop_pts"] == 1.0
     assert all("latency" in t for t in trials)
+
+
+def test_qat_exports_an_int8_model_that_ort_runs(compress_run, tmp_path):
+    # setup
+    from compress.stages.qat import QatConfig
+
+    root, _ = compress_run
+    data_cfg, _ = _digits()
+    arts = {n: Artifact(n, "checkpoint", root / n / "model.pt", "x")
+            for n in ("pruned", "teacher")}
+    cfg = QatConfig(id="q", input="pruned", teacher="teacher", device="cpu", epochs=1,
+                    batch_size=128, calibration={"samples": 64})
+    # execute
+    metrics = run_single(cfg, data_cfg, arts, tmp_path / "qat")
+    # assert
+    path = tmp_path / "qat" / "model.onnx"
+    assert metrics["int8_weight_fraction"] > 0.9
+    assert metrics["test_accuracy_pct"] > 20
+    assert read_metadata(path)["compress.quantization"]["mode"] == "qat"
+    assert make_session(path, 1).get_inputs()[0].name == "input"
