@@ -27,6 +27,8 @@ from compress.models import build_model, count_params
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+METRICS = ("ort_test_accuracy_pct", "torch_test_accuracy_pct", "parity_max_abs_diff",
+           "parity_samples", "params", "opset", "size_bytes")
 
 
 class ExportConfig(StageConfig):
@@ -102,7 +104,7 @@ def set_metadata(path: Path, props: dict[str, object]) -> None:
         onnx.save(model, str(tmp))
 
 
-@register_stage(ExportConfig, produces="onnx")
+@register_stage(ExportConfig, produces="onnx", metrics=lambda cfg: METRICS)
 def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
     import onnx
 
