@@ -38,6 +38,21 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def path_inside(root: str | Path, rel: str) -> Path | None:
+    """`root / rel` when it stays inside `root`, else None: no absolute path, no `..`, and no
+    symlink that leads out. For paths that come from a file (YAML, a manifest)."""
+    p = Path(rel)
+    if not p.parts or p.is_absolute() or ".." in p.parts:
+        return None
+    full = Path(root) / p
+    try:
+        if not full.resolve().is_relative_to(Path(root).resolve()):
+            return None
+    except (OSError, RuntimeError):  # a symlink loop
+        return None
+    return full
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync and rename it over `path`."""
