@@ -134,13 +134,12 @@ def locked(c: Case) -> str:
 
 
 def later_train(p: dict) -> None:
-    p["stages"].append({"id": "late", "stage": "train", "model": {"arch": "mlp"}})
+    add({"id": "late", "stage": "train", "model": {"arch": "mlp"}})(p)
     p["stages"][1]["input"] = "late"
 
 
 NAN = np.full((20, 5), np.nan, np.float32)
 INF = np.full((60, 5), np.inf, np.float32)
-GATE = "gates"
 
 BAD: list[tuple[str, Build, str]] = [
     # the pipeline file
