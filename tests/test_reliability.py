@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
 
@@ -38,13 +39,26 @@ TIMED = ("metrics.json", "bench.json", "bench.md")
 TEACHER_FILES = {"teacher/model.pt", "teacher/history.json", "teacher/metrics.json"}
 
 
+# One intra-op thread, here and in the subprocess: on a busy machine torch's thread pool makes
+# these tiny models ten times slower or worse, and what is tested does not depend on threads.
+ONE_THREAD_ENV = {**CLI_ENV, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def invoke(*argv: str):
     return CliRunner().invoke(cli, list(argv), prog_name="compress")
 
 
 def start_run(pipeline: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([*cli_command(), "run", str(pipeline), "--out", str(out),
-                             "--no-progress"], cwd=REPO, env=CLI_ENV, text=True,
+                             "--no-progress"], cwd=REPO, env=ONE_THREAD_ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
