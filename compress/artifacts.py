@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -36,6 +37,21 @@ def sha256_json(obj: Any) -> str:
 
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def path_inside(root: str | Path, rel: str) -> Path | None:
+    """`root / rel` when it stays inside `root`, else None: no absolute path, no `..`, and no
+    symlink that leads out. For paths that come from a file (YAML, a manifest)."""
+    p = Path(rel)
+    if not p.parts or p.is_absolute() or ".." in p.parts:
+        return None
+    full = Path(root) / p
+    try:
+        if not full.resolve().is_relative_to(Path(root).resolve()):
+            return None
+    except (OSError, RuntimeError):  # a symlink loop
+        return None
+    return full
 
 
 @contextlib.contextmanager
@@ -105,12 +121,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        # torch's message is a page long; the line naming the offending global is what matters.
-        lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "global" in ln]
+        # torch's message is a page long; the name of the offending global is what matters.
+        named = re.search(r"GLOBAL ([\w.]+)", str(e))
         raise ArtifactError(
             f"{path}: refused to load: the checkpoint holds Python objects beyond tensors and "
-            f"plain data, and only weights_only loading is allowed"
-            + (f" ({lines[0][:160]})" if lines else "")
+            "plain data" + (f" (it names {named.group(1)})" if named else "")
+            + ", and only weights_only loading is allowed; use a checkpoint compress wrote"
         ) from e
     except Exception as e:  # torch raises RuntimeError/EOFError/zipfile errors for damage
         raise ArtifactError(

@@ -1,8 +1,9 @@
-"""`compress` command line: `run` and `validate` for pipelines, one command per stage, `report`.
+"""`compress` command line: `run` and `validate` for pipelines, one command per stage, `report`
+and `verify`.
 
 Thin by design: options come from the stages' config classes, work is done by the runner.
-Exit codes: 0 ok, 1 a gate failed, 2 bad input (one line, no traceback unless --debug),
-3 internal error, 130 interrupted.
+Exit codes: 0 ok, 1 a gate failed (or `verify` found a changed file), 2 bad input (one line,
+no traceback unless --debug), 3 internal error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ class CompressGroup(click.Group):
                 raise
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except click.UsageError as e:
+            if debug:
+                raise
+            # Click's own parse errors (bad choice, unknown option, missing argument): one line
+            # like every other bad input, instead of a usage banner.
+            cmd = e.ctx.command_path if e.ctx else ctx.command_path
+            msg = " ".join(e.format_message().split()).rstrip(".")
+            click.echo(f"error: {cmd}: {msg} (see `{cmd} --help`)", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("\ninterrupted: finished stages are kept; rerun to resume", err=True)
             ctx.exit(130)
@@ -264,12 +274,44 @@ def bench(models: tuple[Path, ...], out: Path, data, **values) -> None:
 def report(folder: Path) -> None:
     """Write FOLDER/report.md from a pipeline's manifest and print it."""
     from compress import artifacts
+    from compress.integrity import read_manifest
     from compress.report.markdown import pipeline_report
 
-    manifest = artifacts.read_json(folder / "manifest.json")
-    text = pipeline_report(manifest, folder)
+    text = pipeline_report(read_manifest(folder), folder)
     artifacts.write_text(folder / "report.md", text)
     click.echo(text)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.pass_context
+def verify(ctx: click.Context, folder: Path, as_json: bool) -> None:
+    """Check every file FOLDER/manifest.json lists against its recorded sha256 and size.
+
+    Exit 0 when all match; 1 when any is missing, changed or unreadable (rerun the pipeline to
+    rebuild them); 2 when FOLDER is not a pipeline's output folder.
+    """
+    import json
+
+    from compress.integrity import leftovers, verify_folder
+
+    checks = verify_folder(folder)
+    bad = [c for c in checks if c.status != "ok"]
+    left = [p.name for p in leftovers(folder)]
+    if as_json:
+        click.echo(json.dumps({"folder": str(folder), "ok": not bad, "leftovers": left,
+                               "files": [c.as_dict() for c in checks]}, indent=2))
+    else:
+        for c in checks:
+            click.echo(f"{c.status:<10} {c.path}" + (f"  ({c.detail})" if c.detail else ""))
+        for name in left:
+            click.echo(f"note: {name} is left from an interrupted run; the next run removes it")
+        click.echo(f"{len(checks) - len(bad)} of {len(checks)} file(s) match the manifest")
+    if bad:
+        click.echo(f"verify failed: {len(bad)} file(s) missing or changed in {folder}; rerun "
+                   "the pipeline to rebuild them", err=True)
+        ctx.exit(1)
 
 
 def main() -> None:

@@ -32,8 +32,11 @@ class YamlValue(click.ParamType):
             return value
         try:
             return yaml.safe_load(value)
+        except yaml.MarkedYAMLError as e:
+            at = f" at column {e.problem_mark.column + 1}" if e.problem_mark else ""
+            self.fail(f"not valid inline YAML{at}: {e.problem} (got {value!r})", param, ctx)
         except yaml.YAMLError as e:
-            self.fail(f"not valid inline YAML: {value!r} ({e})", param, ctx)
+            self.fail(f"not valid inline YAML ({type(e).__name__}; got {value!r})", param, ctx)
 
 
 def config_options(cls: type[BaseModel], skip: set[str]):

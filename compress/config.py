@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from compress.data import DataConfig
 from compress.errors import ConfigError
 from compress.stages import STAGES
-from compress.stages.base import ID_PATTERN
+from compress.stages.base import ID_PATTERN, metric_names
 
 _STAGE_CONFIGS = tuple(d.config_cls for d in STAGES.values())
 StageUnion = Annotated[Union[_STAGE_CONFIGS], Field(discriminator="stage")]  # noqa: UP007
@@ -160,6 +160,9 @@ def error_message(e: dict, path: list, cls: type | None) -> str:
                 f"'{ctx.get('tag')}'; choose one of {ctx.get('expected_tags')}")
     if e["type"] == "union_tag_not_found":
         return f"missing {e.get('ctx', {}).get('discriminator', 'tag')} field"
+    if e["type"] == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") == ID_PATTERN:
+        return (f"{e.get('input')!r} is not a plain folder name (it names an output folder): "
+                "use up to 64 letters, digits, '_' and '-', not starting with '-'")
     got = e.get("input")
     shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
     return e["msg"].removeprefix("Value error, ") + shown
@@ -183,10 +186,39 @@ def format_validation_error(source: str, raw: Any, err: ValidationError) -> str:
     return f"{source}: {where}: {msg}{more}"
 
 
+def _cycle(by_id: dict, start: str, target: str) -> list[str] | None:
+    """The chain of references that leads from stage `start` back to `target`, if any."""
+    stack, seen = [[start]], set()
+    while stack:
+        chain = stack.pop()
+        if chain[-1] == target:
+            return chain
+        if chain[-1] in seen or chain[-1] not in by_id:
+            continue
+        seen.add(chain[-1])
+        stack += [chain + [r] for ids in by_id[chain[-1]].referenced_ids().values() for r in ids]
+    return None
+
+
+def _check_metric_gate(metric: str, by_id: dict, source: str) -> None:
+    sid, name = metric.split(".", 1)
+    if sid not in by_id:
+        raise ConfigError(f"{source}: gates, field 'metrics': '{metric}' names stage '{sid}', "
+                          f"which does not exist (stages: {', '.join(by_id)})")
+    names = metric_names(by_id[sid])
+    if names is not None and name not in names:
+        close = difflib.get_close_matches(name, sorted(names), n=1)
+        hint = f"did you mean '{sid}.{close[0]}'? " if close else ""
+        shown = sorted(names)[:12] + (["..."] if len(names) > 12 else [])
+        raise ConfigError(f"{source}: gates, field 'metrics': stage '{sid}' has no metric "
+                          f"'{name}'; {hint}(it reports: {', '.join(shown)})")
+
+
 def check_graph(cfg: PipelineConfig, source: str) -> None:
     """Stage ids unique; each reference names an earlier stage of a kind the field accepts."""
     from compress.gates import gate_bench
 
+    by_id = {st.id: st for st in cfg.stages}
     produced: dict[str, str] = {}
     for st in cfg.stages:
         if st.id in produced:
@@ -198,8 +230,13 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                     raise ConfigError(f"{source}: stage '{st.id}', field '{fld}': a stage "
                                       "cannot consume itself")
                 if ref not in produced:
-                    later = any(s.id == ref for s in cfg.stages)
-                    why = "is defined later; move it above" if later else "does not exist"
+                    cycle = _cycle(by_id, ref, st.id)
+                    if cycle:
+                        raise ConfigError(
+                            f"{source}: stage '{st.id}', field '{fld}': cyclic reference "
+                            f"{' -> '.join([st.id, *cycle])}; a stage can only consume stages "
+                            "above it")
+                    why = "is defined later; move it above" if ref in by_id else "does not exist"
                     known = ", ".join(produced) or "none"
                     raise ConfigError(f"{source}: stage '{st.id}', field '{fld}': stage '{ref}' "
                                       f"{why} (earlier stages: {known})")
@@ -213,10 +250,7 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
     g = cfg.gates
     if g is not None:
         for m in g.metrics:
-            sid = m.metric.split(".", 1)[0]
-            if sid not in produced:
-                raise ConfigError(f"{source}: gates, field 'metrics': '{m.metric}' names stage "
-                                  f"'{sid}', which does not exist (stages: {', '.join(produced)})")
+            _check_metric_gate(m.metric, by_id, source)
         compares = any(v is not None for v in (g.min_accuracy_pct, g.max_accuracy_drop_pts,
                        g.min_latency_speedup, g.min_size_reduction, g.max_latency_p50_ms))
         if compares or g.bench or g.baseline or g.candidate or g.speedups:

@@ -25,10 +25,9 @@ from compress import artifacts
 from compress.config import PipelineConfig
 from compress.errors import CompressError, ConfigError, StageError
 from compress.gates import evaluate_gates
+from compress.integrity import MANIFEST, leftovers, outputs_intact
 from compress.measure.system import cpu_info, versions
 from compress.stages import STAGES, Artifact, StageContext
-
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -44,9 +43,15 @@ def data_fingerprint(data_cfg, source: str = "pipeline") -> str:
     spec = data_cfg.model_dump(mode="json")
     if spec.get("source") == "npz":
         path = Path(spec.pop("path"))
+        where = f"{source}: data, field 'path': {path}"
         if not path.is_file():
-            raise ConfigError(f"{source}: data, field 'path': {path}: file not found")
-        spec["sha256"] = artifacts.sha256_file(path)
+            what = "is a folder, not a .npz file" if path.is_dir() else "file not found"
+            raise ConfigError(f"{where}: {what}")
+        try:
+            spec["sha256"] = artifacts.sha256_file(path)
+        except OSError as e:
+            raise ConfigError(f"{where}: cannot read it ({e.strerror}); check its "
+                              "permissions") from e
     return artifacts.sha256_json(spec)
 
 
@@ -73,16 +78,35 @@ def cache_key(cfg, inputs: dict[str, Artifact], data_hash: str) -> str:
     })
 
 
+def make_folder(folder: Path) -> list[Path]:
+    """`mkdir -p folder`, or a ConfigError saying why not; returns the folders it created,
+    deepest first, so that a command that then fails can take them back."""
+    chain = (folder, *folder.parents)
+    created = [p for p in chain if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = next((p for p in chain if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else e.strerror
+        raise ConfigError(f"{folder}: cannot create the output folder ({why}); choose another "
+                          "with --out") from e
+    if not os.access(folder, os.W_OK):
+        remove_empty(created)
+        raise ConfigError(f"{folder}: output folder is not writable; choose another with --out")
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Take back folders a failed command created (deepest first), if they are still empty."""
+    for p in folders:
+        with contextlib.suppress(OSError):
+            p.rmdir()
+
+
 @contextlib.contextmanager
 def pipeline_lock(root: Path) -> Iterator[None]:
     """One run per output folder at a time; a second one fails at once with a clear message."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"{root}: cannot create the output folder ({e.strerror}); "
-                          "choose another with --out") from e
-    if not os.access(root, os.W_OK):
-        raise ConfigError(f"{root}: output folder is not writable; choose another with --out")
+    make_folder(root)
     fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -95,18 +119,34 @@ def pipeline_lock(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def outputs_intact(root: Path, entry: dict) -> bool:
-    """True when every file the manifest lists for a stage still exists with the same hash."""
-    outs = entry.get("outputs") or {}
-    if not outs:
+def reusable(root: Path, prev, key: str) -> bool:
+    """A manifest entry from an earlier run can stand in for running the stage: same cache key,
+    its primary artifact among its outputs, and every output file unchanged. A damaged entry
+    is simply not reusable."""
+    if not isinstance(prev, dict) or prev.get("cache_key") != key:
         return False
-    for rel, meta in outs.items():
-        p = root / rel
-        if not p.is_file() or p.stat().st_size != meta["size_bytes"]:
-            return False
-        if artifacts.sha256_file(p) != meta["sha256"]:
-            return False
-    return True
+    outs = prev.get("outputs")
+    return (isinstance(outs, dict) and prev.get("primary") in outs
+            and isinstance(prev.get("metrics"), dict) and outputs_intact(root, prev))
+
+
+def output_dirs(cfg: PipelineConfig, out_root: Path, source: str) -> tuple[Path, dict[str, Path]]:
+    """The pipeline's folder and each stage's, refused if a name would lead outside `out_root`.
+
+    Names are validated as plain folder names when the file loads; this is the check at the
+    point of writing, which holds for configs built any other way too."""
+    root = artifacts.path_inside(out_root, cfg.name)
+    if root is None:
+        raise ConfigError(f"{source}: pipeline, field 'name': '{cfg.name}' would write outside "
+                          f"the output folder {out_root}; use a plain folder name")
+    dirs = {}
+    for st in cfg.stages:
+        d = artifacts.path_inside(root, st.id)
+        if d is None or d.parent != root:
+            raise ConfigError(f"{source}: stage '{st.id}', field 'id': would write outside "
+                              f"{root}; use a plain folder name")
+        dirs[st.id] = d
+    return root, dirs
 
 
 def execute_stage(cfg, ctx: StageContext, final_dir: Path):
@@ -143,10 +183,19 @@ def _describe_outputs(root: Path, stage_dir: Path) -> dict:
 
 
 def _clean_leftovers(root: Path) -> None:
-    for p in root.glob(".staging-*"):
-        shutil.rmtree(p, ignore_errors=True)
-    for p in root.glob(".trash-*"):
-        shutil.rmtree(p, ignore_errors=True)
+    # Only ever called under the folder's lock, so none of these belongs to a live run.
+    for p in leftovers(root):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def seeds(cfg: PipelineConfig) -> dict[str, int]:
+    """Every seed that shapes the results: the data split's and each seeded stage's."""
+    out = {"data": cfg.data.seed}
+    out.update({st.id: st.seed for st in cfg.stages if isinstance(getattr(st, "seed", None), int)})
+    return out
 
 
 def run_pipeline(
@@ -160,8 +209,8 @@ def run_pipeline(
     """Run every stage of `cfg` under `out_root/<name>/`; raises GateError if a gate fails."""
     from compress.data import load_dataset
 
-    root = Path(out_root) / cfg.name
-    # Bad data fails here, before anything is created or locked under the output folder.
+    # Bad names and bad data fail here, before anything is created or locked.
+    root, stage_dirs = output_dirs(cfg, Path(out_root), source or cfg.name)
     data_hash = data_fingerprint(cfg.data, source or cfg.name)
     load_dataset(cfg.data)
     with pipeline_lock(root):
@@ -180,6 +229,7 @@ def run_pipeline(
             "config_sha256": artifacts.sha256_json(cfg.model_dump(mode="json")),
             "data": cfg.data.model_dump(mode="json"),
             "data_sha256": data_hash,
+            "seeds": seeds(cfg),
             "versions": versions(),
             "cpu": cpu_info(),
             "started_at": _now(),
@@ -192,8 +242,8 @@ def run_pipeline(
             inputs = {r: done[r] for r in refs}
             key = cache_key(st, inputs, data_hash)
             prev = old.get(st.id)
-            stage_dir = root / st.id
-            if not force and prev and prev.get("cache_key") == key and outputs_intact(root, prev):
+            stage_dir = stage_dirs[st.id]
+            if not force and reusable(root, prev, key):
                 entry = {**prev, "status": "cached"}
                 cached.append(st.id)
                 log(f"[{st.id}] cached ({st.stage}, {prev.get('wall_time_s', 0):.1f} s when run)")
@@ -260,12 +310,11 @@ def _now() -> str:
 def run_single(cfg, data_cfg, inputs: dict[str, Artifact], out_dir: str | Path) -> dict:
     """Run one stage outside a pipeline (the `compress <stage>` commands) into `out_dir`."""
     out_dir = Path(out_dir)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"{out_dir}: cannot create the output folder ({e.strerror})") from e
-    if not os.access(out_dir.parent, os.W_OK):
-        raise ConfigError(f"{out_dir.parent}: not writable; choose another --out")
+    created = make_folder(out_dir.parent)
     ctx = StageContext(stage_id=cfg.id, out_dir=out_dir, data_cfg=data_cfg, inputs=inputs,
                        pipeline="", progress=True)
-    return execute_stage(cfg, ctx, out_dir).metrics
+    try:
+        return execute_stage(cfg, ctx, out_dir).metrics
+    except BaseException:
+        remove_empty(created)  # a failed command leaves no empty folders behind
+        raise

@@ -63,13 +63,19 @@ def tiny_onnx(tiny_run) -> Path:
     return tiny_run[0] / "teacher_onnx" / "model.onnx"
 
 
+def cli_command() -> list[str]:
+    """The installed `compress` entry point (or the module, where it is not installed)."""
+    exe = Path(sys.executable).with_name("compress")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "compress.cli"]
+
+
+CLI_ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
     """Run the installed `compress` entry point in a subprocess, as a user would."""
-    exe = Path(sys.executable).with_name("compress")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "compress.cli"]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([*cmd, *args], cwd=cwd or REPO, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run([*cli_command(), *args], cwd=cwd or REPO, capture_output=True,
+                          text=True, timeout=timeout, env=CLI_ENV)
 
 
 def tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:

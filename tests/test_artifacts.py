@@ -7,7 +7,13 @@ import pickle
 import pytest
 import torch
 
-from compress.artifacts import atomic_path, load_checkpoint, save_checkpoint, sha256_file
+from compress.artifacts import (
+    atomic_path,
+    load_checkpoint,
+    path_inside,
+    save_checkpoint,
+    sha256_file,
+)
 from compress.errors import ArtifactError
 
 
@@ -59,3 +65,14 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
     assert len(sha256_file(path)) == 64
+
+
+def test_paths_from_files_stay_inside_their_folder(tmp_path):
+    # setup: a symlink that leads out of the folder
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "out").symlink_to(tmp_path)
+    # execute / assert
+    assert path_inside(root, "a/b.json") == root / "a" / "b.json"
+    for rel in ("../x", "a/../../x", "/etc/passwd", "", "out/x"):
+        assert path_inside(root, rel) is None, rel

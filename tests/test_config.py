@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 
 from compress.config import load_pipeline, parse_pipeline
 from compress.errors import ConfigError
+from tests.conftest import TINY_PIPELINE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,8 +46,8 @@ BAD = [
     ("out_of_range", lambda p: p["stages"][0].update(lr=-1), ["'lr'", "greater than 0"]),
     ("dangling_ref", lambda p: p["stages"][1].update(input="nope"),
      ["stage 'teacher_onnx'", "'input'", "'nope' does not exist"]),
-    ("later_ref", lambda p: p["stages"][1].update(input="bench"),
-     ["stage 'teacher_onnx'", "defined later"]),
+    ("cyclic_ref", lambda p: p["stages"][1].update(input="bench"),
+     ["stage 'teacher_onnx'", "cyclic reference teacher_onnx -> bench -> teacher_onnx"]),
     ("wrong_kind", lambda p: p["stages"][2].update(models=["teacher"]),
      ["stage 'bench'", "'models'", "produces a checkpoint", "add an export stage"]),
     ("unknown_stage", lambda p: p["stages"][0].update(stage="trane"),
@@ -57,8 +59,8 @@ BAD = [
     ("unknown_source", lambda p: p.update(data={"source": "cifar"}),
      ["data", "unknown source 'cifar'", "'mnist1d'"]),
     ("duplicate_id", lambda p: p["stages"][2].update(id="teacher"), ["'teacher'", "used twice"]),
-    ("unsafe_name", lambda p: p.update(name="../escape"), ["field 'name'", "pattern"]),
-    ("unsafe_id", lambda p: p["stages"][2].update(id="../../x"), ["field 'id'", "pattern"]),
+    ("unsafe_name", lambda p: p.update(name="../escape"), ["'name'", "not a plain folder"]),
+    ("unsafe_id", lambda p: p["stages"][2].update(id="../../x"), ["'id'", "not a plain folder"]),
     ("gate_unknown_stage", lambda p: p.update(gates={"metrics": [{"metric": "x.acc", "min": 1}]}),
      ["gates", "stage 'x'", "does not exist"]),
     ("gate_unknown_field", lambda p: p.update(gates={"min_acc": 1}),
@@ -115,3 +117,39 @@ def test_npz_path_is_resolved_against_the_pipeline_file(write_yaml, tiny_pipelin
     cfg = load_pipeline(path)
     # assert
     assert Path(cfg.data.path) == (tmp_path / "data" / "my.npz").resolve()
+
+
+def test_metric_names_known_at_load_time_are_those_the_stages_report(tiny_run):
+    # setup
+    from compress.stages.base import metric_names
+
+    root, summary = tiny_run
+    cfg = parse_pipeline(copy.deepcopy(TINY_PIPELINE), "tiny.yaml")
+    # execute
+    declared = {st.id: metric_names(st) for st in cfg.stages}
+    # assert: what gates are checked against at load time is exactly what a run reports
+    assert declared == {sid: set(e["metrics"]) for sid, e in summary.manifest["stages"].items()}
+
+
+def test_compression_stages_declare_the_metrics_they_report(compress_run):
+    # setup
+    from compress.stages.base import metric_names
+    from tests.conftest import COMPRESS_PIPELINE
+
+    _, summary = compress_run
+    cfg = parse_pipeline(copy.deepcopy(COMPRESS_PIPELINE), "tinyc.yaml")
+    # execute
+    declared = {st.id: metric_names(st) for st in cfg.stages}
+    # assert
+    assert declared == {sid: set(e["metrics"]) for sid, e in summary.manifest["stages"].items()}
+
+
+def test_gate_on_a_metric_that_does_not_exist_fails_before_running(tiny_pipeline):
+    # setup
+    tiny_pipeline["gates"] = {"metrics": [{"metric": "teacher_onnx.parity_max_diff", "max": 1}]}
+    # execute
+    with pytest.raises(ConfigError) as exc:
+        parse_pipeline(tiny_pipeline, "bad.yaml")
+    # assert
+    assert "stage 'teacher_onnx' has no metric 'parity_max_diff'" in str(exc.value)
+    assert "did you mean 'teacher_onnx.parity_max_abs_diff'?" in str(exc.value)

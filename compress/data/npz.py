@@ -50,6 +50,14 @@ def load_npz_raw(cfg: NpzData) -> RawSplits:
     if len(shapes) > 1:
         raise DataError(f"{path}: x arrays disagree on the sample shape: {sorted(shapes)}")
     train_max = int(arrays["y_train"].max())
+    seen = len(np.unique(arrays["y_train"]))
+    if seen < train_max + 1:
+        # A stray large label would otherwise size the model's output layer.
+        raise DataError(
+            f"{path}: y_train has labels up to {train_max} but only {seen} distinct classes; "
+            "labels must be 0..K-1 with every class in the training split (remap them with "
+            "np.unique(y, return_inverse=True))"
+        )
     for split in splits[1:]:
         if int(arrays[f"y_{split}"].max()) > train_max:
             raise DataError(

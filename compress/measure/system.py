@@ -15,6 +15,7 @@ def versions() -> dict[str, str]:
     import numpy
     import onnx
     import onnxruntime
+    import sklearn
     import torch
 
     import compress
@@ -26,6 +27,7 @@ def versions() -> dict[str, str]:
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,  # makes the data splits (and the digits set)
     }
 
 

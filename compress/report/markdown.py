@@ -88,4 +88,6 @@ def pipeline_report(manifest: dict, root: Path) -> str:
     spec = ", ".join(f"{k} {v}" for k, v in data.items())
     lines += ["", f"Data: {source} ({spec}). Versions: "
               + ", ".join(f"{k} {val}" for k, val in v.items()) + "."]
+    if manifest.get("seeds"):
+        lines += ["", "Seeds: " + ", ".join(f"{k} {s}" for k, s in manifest["seeds"].items()) + "."]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@ and the registry that maps a `stage:` name to (config class, function, artifact 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -78,17 +78,30 @@ class StageDef:
     config_cls: type[StageConfig]
     fn: Callable[[Any, StageContext], StageResult]
     produces: str
+    # cfg -> the metric names the stage will report, when they are known before it runs
+    metrics: Callable[[Any], Iterable[str]] | None = None
 
 
 STAGES: dict[str, StageDef] = {}
 
 
-def register_stage(config_cls: type[StageConfig], produces: str):
-    """Register `fn` as the implementation of `config_cls` (whose `stage` literal names it)."""
+def register_stage(config_cls: type[StageConfig], produces: str,
+                   metrics: Callable[[Any], Iterable[str]] | None = None):
+    """Register `fn` as the implementation of `config_cls` (whose `stage` literal names it).
+
+    `metrics(cfg)`, if given, names every metric the stage reports, so that a gate on a metric
+    that does not exist is refused when the pipeline loads rather than after it ran.
+    """
 
     def deco(fn):
         name = config_cls.model_fields["stage"].default
-        STAGES[name] = StageDef(name, config_cls, fn, produces)
+        STAGES[name] = StageDef(name, config_cls, fn, produces, metrics)
         return fn
 
     return deco
+
+
+def metric_names(cfg: StageConfig) -> set[str] | None:
+    """The metrics a configured stage will report; None when only a run can tell."""
+    names = STAGES[cfg.stage].metrics
+    return None if names is None else set(names(cfg))

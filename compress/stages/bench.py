@@ -57,7 +57,8 @@ def onnx_param_count(path) -> int:
 
     kinds = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
              onnx.TensorProto.DOUBLE, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
-    model = onnx.load(str(path))
+    # Only the dims are needed; a user's model may point at external data files, left unread.
+    model = onnx.load(str(path), load_external_data=False)
     return int(sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in kinds))
 
 
@@ -66,7 +67,22 @@ def batch_of(x: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([x] * reps)[:n])
 
 
-@register_stage(BenchConfig, produces="bench")
+MODEL_METRICS = ("accuracy_pct", "size_bytes", "params")
+LATENCY_METRICS = ("p50_ms", "p90_ms", "p99_ms", "runs")
+
+
+def setting_name(batch: int, threads: int) -> str:
+    return f"b{batch}_t{threads}"
+
+
+def metric_names(cfg: BenchConfig) -> list[str]:
+    """What `flatten_bench` will name, known from the config alone."""
+    settings = [setting_name(b, t) for t in cfg.threads for b in cfg.batch_sizes]
+    return [f"{m}.{k}" for m in cfg.models for k in MODEL_METRICS] + [
+        f"{m}.{s}.{k}" for m in cfg.models for s in settings for k in LATENCY_METRICS]
+
+
+@register_stage(BenchConfig, produces="bench", metrics=metric_names)
 def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     models: dict[str, dict] = {}
@@ -93,7 +109,7 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
                 sessions, feeds, cfg.warmup_runs, cfg.min_runs, cfg.min_time_s, cfg.max_time_s
             )
             for n, st in stats.items():
-                models[n]["latency"][f"b{batch}_t{threads}"] = {
+                models[n]["latency"][setting_name(batch, threads)] = {
                     "batch_size": batch, "threads": threads, **st.as_dict()
                 }
 
@@ -122,9 +138,9 @@ def flatten_bench(result: dict) -> dict:
     """`<model>.accuracy_pct`, `<model>.b1_t1.p50_ms`, ...: names that gates can refer to."""
     out = {}
     for name, m in result["models"].items():
-        for key in ("accuracy_pct", "size_bytes", "params"):
+        for key in MODEL_METRICS:
             out[f"{name}.{key}"] = m[key]
         for setting, lat in m["latency"].items():
-            for key in ("p50_ms", "p90_ms", "p99_ms", "runs"):
+            for key in LATENCY_METRICS:
                 out[f"{name}.{setting}.{key}"] = lat[key]
     return out

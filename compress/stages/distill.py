@@ -17,6 +17,7 @@ from compress import artifacts
 from compress.distillation import Distiller, DistillOptions, HintConfig, load_model
 from compress.models import ModelSpec, ResNetSpec, build_model, count_params
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.stages.train import METRICS as TRAIN_METRICS
 from compress.stages.train import checkpoint_payload, fit_metrics
 from compress.training import (
     TrainOptions,
@@ -43,7 +44,16 @@ class DistillConfig(StageConfig, TrainOptions, DistillOptions):
     references = {"teacher": {"checkpoint"}}
 
 
-@register_stage(DistillConfig, produces="checkpoint")
+def metric_names(cfg: DistillConfig) -> tuple[str, ...]:
+    names = (*TRAIN_METRICS, "teacher_test_accuracy_pct", "teacher_params",
+             "compression_params_x", "temperature", "alpha")
+    if cfg.compare_without_teacher:
+        names += ("without_teacher_test_accuracy_pct", "without_teacher_val_accuracy_pct",
+                  "distillation_gain_pts")
+    return names
+
+
+@register_stage(DistillConfig, produces="checkpoint", metrics=metric_names)
 def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     teacher_art = ctx.inputs[cfg.teacher]

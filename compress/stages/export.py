@@ -27,6 +27,8 @@ from compress.models import build_model, count_params
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+METRICS = ("ort_test_accuracy_pct", "torch_test_accuracy_pct", "parity_max_abs_diff",
+           "parity_samples", "params", "opset", "size_bytes")
 
 
 class ExportConfig(StageConfig):
@@ -125,7 +127,7 @@ def contract_metadata(ckpt: dict, data, metrics: dict, source: dict) -> dict:
     }
 
 
-@register_stage(ExportConfig, produces="onnx")
+@register_stage(ExportConfig, produces="onnx", metrics=lambda cfg: METRICS)
 def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
     import onnx
 

@@ -174,7 +174,14 @@ def sparsity_pct(model: nn.Module, classifier: nn.Module) -> float:
     return 100.0 * zeros / max(1, sum(w.numel() for w in weights))
 
 
-@register_stage(PruneConfig, produces="checkpoint")
+def metric_names(cfg: PruneConfig) -> tuple[str, ...]:
+    names = ("method", "test_accuracy_pct", "input_test_accuracy_pct", "accuracy_change_pts",
+             "params_before", "params", "macs_before", "macs", "val_accuracy_pct", "test_samples",
+             "params_reduction_x", "macs_reduction_x")
+    return names + (("sparsity_pct", "note") if cfg.method == "unstructured" else ())
+
+
+@register_stage(PruneConfig, produces="checkpoint", metrics=metric_names)
 def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     src = ctx.inputs[cfg.input]

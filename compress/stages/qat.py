@@ -45,7 +45,12 @@ class QatConfig(StageConfig, TrainOptions, DistillOptions):
     references = {"input": {"checkpoint"}, "teacher": {"checkpoint"}}
 
 
-@register_stage(QatConfig, produces="onnx")
+METRICS = ("test_accuracy_pct", "val_accuracy_pct", "input_test_accuracy_pct",
+           "fake_quant_test_accuracy_pct", "setting", "best_epoch", "train_wall_time_s",
+           "accuracy_change_pts", "int8_weight_fraction", "size_bytes")
+
+
+@register_stage(QatConfig, produces="onnx", metrics=lambda cfg: METRICS)
 def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     src = ctx.inputs[cfg.input]

@@ -164,7 +164,14 @@ def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials) ->
     return best
 
 
-@register_stage(QuantizeConfig, produces="onnx")
+def metric_names(cfg: QuantizeConfig) -> tuple[str, ...]:
+    return ("test_accuracy_pct", "val_accuracy_pct", "fp32_test_accuracy_pct",
+            "fp32_val_accuracy_pct", "accuracy_drop_pts", "setting", "excluded_nodes",
+            "faster_than_fp32", "int8_weight_fraction", "size_bytes", "fp32_size_bytes",
+            "calibration_method", *(f"speedup_vs_fp32_b{b}" for b in cfg.select_batch_sizes))
+
+
+@register_stage(QuantizeConfig, produces="onnx", metrics=metric_names)
 def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     src = ctx.inputs[cfg.input]

@@ -15,6 +15,9 @@ from compress.models import ModelSpec, ResNetSpec, build_model, count_params
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.training import TrainOptions, accuracy_pct, fit, predict_logits, seed_everything
 
+METRICS = ("test_accuracy_pct", "val_accuracy_pct", "best_epoch", "epochs_run", "stopped_early",
+           "params", "train_wall_time_s", "device", "train_samples", "test_samples")
+
 
 class TrainConfig(StageConfig, TrainOptions):
     stage: Literal["train"] = "train"
@@ -53,7 +56,7 @@ def fit_metrics(model, data, result) -> dict:
     }
 
 
-@register_stage(TrainConfig, produces="checkpoint")
+@register_stage(TrainConfig, produces="checkpoint", metrics=lambda cfg: METRICS)
 def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     # Seed before building: the initial weights must not depend on what ran earlier.

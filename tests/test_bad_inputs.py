@@ -1,0 +1,349 @@
+"""Bad input, one row each, through the CLI: exit 2, one line that names the problem (no
+traceback), and not one file or folder created or changed anywhere the command could reach.
+
+A row is (id, how to build the command line, text the message must contain). A builder gets a
+`Case` (a scratch folder plus the tiny run's artifacts), writes the bad input and returns argv.
+Adding a row is one line, e.g. for a stage that arrives later:
+
+    ("unknown_calibration", pipeline(add({"id": "q", "stage": "quantize", "input":
+     "teacher_onnx", "calibration": {"method": "magic"}})), "unknown method 'magic'"),
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from compress.cli import cli
+from tests.conftest import TINY_PIPELINE
+
+
+@dataclass
+class Case:
+    tmp: Path
+    ckpt: Path  # the tiny run's checkpoint and ONNX model: inputs, never written
+    onnx: Path
+    held: list[int] = field(default_factory=list)  # lock file descriptors held during the row
+
+    @property
+    def out(self) -> str:
+        return str(self.tmp / "out")
+
+    def file(self, name: str, content: str | bytes) -> str:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return str(path)
+
+    def npz_option(self, **changes) -> str:
+        """A --data option naming `self.npz(**changes)`."""
+        return f"{{source: npz, path: {self.npz(**changes)}}}"
+
+    def npz(self, name: str = "data.npz", **changes) -> str:
+        """A valid .npz (60 train / 20 test samples, 5 features, 3 classes) with `changes`
+        (an array, or None to leave it out)."""
+        rng = np.random.default_rng(0)
+        arrays = {"x_train": rng.normal(size=(60, 5)).astype(np.float32),
+                  "y_train": np.arange(60) % 3,
+                  "x_test": rng.normal(size=(20, 5)).astype(np.float32),
+                  "y_test": np.arange(20) % 3}
+        arrays.update(changes)
+        path = self.tmp / name
+        np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+        return str(path)
+
+
+Build = Callable[[Case], list[str]]
+
+
+def pipeline(mutate: Callable[[dict], object] = lambda p: None,
+             out: Callable[[Case], str] | None = None) -> Build:
+    """`compress run` of the tiny pipeline after `mutate` edits it."""
+
+    def build(c: Case) -> list[str]:
+        raw = copy.deepcopy(TINY_PIPELINE)
+        mutate(raw)
+        path = c.file("bad.yaml", yaml.safe_dump(raw, sort_keys=False))
+        return ["run", path, "--out", out(c) if out else c.out]
+
+    return build
+
+
+def add(stage: dict) -> Callable[[dict], None]:
+    return lambda p: p["stages"].append(stage)
+
+
+def text(content: str | bytes) -> Build:
+    return lambda c: ["run", c.file("bad.yaml", content), "--out", c.out]
+
+
+def npz(**changes) -> Build:
+    """`compress run` of the tiny pipeline on a .npz made of good arrays with `changes`."""
+
+    def build(c: Case) -> list[str]:
+        path = c.npz(**changes)
+        return pipeline(lambda p: p.update(data={"source": "npz", "path": path}))(c)
+
+    return build
+
+
+def train(*options: str) -> Build:
+    return lambda c: ["train", "--out", c.out, *options]
+
+
+class Evil:
+    """Unpickling this would run code: it opens (creates) a file."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def evil_checkpoint(c: Case) -> str:
+    path = c.tmp / "evil.pt"
+    torch.save({"format": "compress.checkpoint/1", "payload": Evil(str(c.tmp / "pwned"))}, path)
+    return str(path)
+
+
+def foreign_checkpoint(c: Case) -> str:
+    path = c.tmp / "foreign.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    return str(path)
+
+
+def locked(c: Case) -> str:
+    """The tiny pipeline's output folder, locked as a running `compress run` holds it."""
+    root = c.tmp / "out" / "tiny"
+    root.mkdir(parents=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    c.held.append(fd)
+    return c.out
+
+
+def later_train(p: dict) -> None:
+    add({"id": "late", "stage": "train", "model": {"arch": "mlp"}})(p)
+    p["stages"][1]["input"] = "late"
+
+
+NAN = np.full((20, 5), np.nan, np.float32)
+INF = np.full((60, 5), np.inf, np.float32)
+
+BAD: list[tuple[str, Build, str]] = [
+    # the pipeline file
+    ("missing_pipeline_file", lambda c: ["run", str(c.tmp / "no.yaml")], "pipeline file not found"),
+    ("pipeline_is_a_folder", lambda c: ["run", str(c.tmp)], "cannot read the pipeline file"),
+    ("pipeline_not_utf8", text(b"name: \xff\xfe\n"), "cannot read the pipeline file"),
+    ("malformed_yaml", text("name: x\nstages: [\n  {id: a, stage: train\n"),
+     "malformed YAML at line 4, column 1"),
+    ("yaml_python_tag", text("name: !!python/object/apply:os.system ['echo x']\n"),
+     "malformed YAML at line 1, column 7"),
+    ("not_a_mapping", text("- a\n- b\n"), "expected a mapping with name, data and stages"),
+    # unknown keys
+    ("unknown_top_key", pipeline(lambda p: p.update(stage=[])),
+     "field 'stage': unknown field 'stage'; did you mean 'stages'?"),
+    ("unknown_stage_key", pipeline(lambda p: p["stages"][0].update(epoch=3)),
+     "stage 'teacher', field 'epoch': unknown field 'epoch'; did you mean 'epochs'?"),
+    ("unknown_model_key", pipeline(lambda p: p["stages"][0]["model"].update(hiden=[8])),
+     "field 'model.hiden': unknown field 'hiden'; did you mean 'hidden'?"),
+    ("unknown_data_key", pipeline(lambda p: p["data"].update(sed=1)),
+     "data, field 'sed': unknown field 'sed'; did you mean 'seed'?"),
+    # wrong types
+    ("wrong_type_int", pipeline(lambda p: p["stages"][0].update(epochs="many")),
+     "field 'epochs': Input should be a valid integer"),
+    ("wrong_type_list", pipeline(lambda p: p["stages"][2].update(batch_sizes=1)),
+     "field 'batch_sizes': Input should be a valid list (got 1)"),
+    ("wrong_type_mapping", pipeline(lambda p: p["stages"][0].update(model="mlp")),
+     "field 'model': Input should be a valid dictionary"),
+    ("stages_not_a_list", pipeline(lambda p: p.update(stages={"teacher": {}})),
+     "field 'stages': Input should be a valid list"),
+    # out-of-range values and missing fields
+    ("negative_lr", pipeline(lambda p: p["stages"][0].update(lr=-1)),
+     "field 'lr': Input should be greater than 0 (got -1)"),
+    ("zero_epochs", pipeline(lambda p: p["stages"][0].update(epochs=0)),
+     "field 'epochs': Input should be greater than or equal to 1 (got 0)"),
+    ("val_fraction_too_big", pipeline(lambda p: p["data"].update(val_fraction=0.7)),
+     "data, field 'val_fraction': Input should be less than 0.5 (got 0.7)"),
+    ("opset_too_old", pipeline(lambda p: p["stages"][1].update(opset=12)),
+     "field 'opset': Input should be greater than or equal to 18 (got 12)"),
+    ("negative_threads", pipeline(lambda p: p["stages"][2].update(threads=[-1])),
+     "field 'threads': every value must be >= 0"),
+    ("no_stages", pipeline(lambda p: p.update(stages=[])), "should have at least 1 item"),
+    ("missing_data", pipeline(lambda p: p.pop("data")),
+     "bad.yaml: data: required field is missing"),
+    # unknown names, with the valid choices
+    ("unknown_stage", pipeline(lambda p: p["stages"][0].update(stage="trane")),
+     "unknown stage 'trane'; choose one of"),
+    ("unknown_arch", pipeline(lambda p: p["stages"][0].update(model={"arch": "vgg"})),
+     "unknown arch 'vgg'; choose one of 'mlp', 'resnet'"),
+    ("unknown_dataset", pipeline(lambda p: p.update(data={"source": "cifar"})),
+     "unknown source 'cifar'; choose one of 'digits', 'mnist1d', 'npz'"),
+    ("unknown_optimizer", pipeline(lambda p: p["stages"][0].update(optimizer="rmsprop")),
+     "field 'optimizer': Input should be 'sgd', 'adam' or 'adamw'"),
+    ("unknown_calibration", pipeline(add({"id": "q", "stage": "quantize", "input":
+     "teacher_onnx", "calibration": {"method": "magic"}})),
+     "field 'calibration.method': Input should be 'minmax', 'entropy' or 'percentile'"),
+    ("unknown_prune_importance", pipeline(add({"id": "p", "stage": "prune", "input": "teacher",
+     "importance": "random"})), "field 'importance': Input should be 'l1', 'l2', 'bn_scale'"),
+    ("distill_from_onnx", pipeline(add({"id": "s", "stage": "distill",
+     "teacher": "teacher_onnx"})), "stage 'teacher_onnx' produces a onnx, but this field needs "
+     "checkpoint"),
+    # stage references
+    ("dangling_ref", pipeline(lambda p: p["stages"][1].update(input="ghost")),
+     "field 'input': stage 'ghost' does not exist (earlier stages: teacher)"),
+    ("later_ref", pipeline(later_train), "stage 'late' is defined later; move it above"),
+    ("cyclic_ref", pipeline(lambda p: p["stages"][1].update(input="bench")),
+     "cyclic reference teacher_onnx -> bench -> teacher_onnx"),
+    ("self_ref", pipeline(lambda p: p["stages"][2].update(models=["bench"])),
+     "a stage cannot consume itself"),
+    ("wrong_kind_ref", pipeline(lambda p: p["stages"][2].update(models=["teacher"])),
+     "produces a checkpoint, but this field needs onnx; add an export stage in between"),
+    ("duplicate_id", pipeline(lambda p: p["stages"][2].update(id="teacher")),
+     "stage 'teacher': id used twice"),
+    # output paths named in the YAML
+    ("name_escapes", pipeline(lambda p: p.update(name="../escape")),
+     "field 'name': '../escape' is not a plain folder name"),
+    ("stage_id_escapes", pipeline(lambda p: p["stages"][2].update(id="../../x")),
+     "field 'id': '../../x' is not a plain folder name"),
+    ("absolute_name", pipeline(lambda p: p.update(name="/tmp/x")),
+     "field 'name': '/tmp/x' is not a plain folder name"),
+    # gates
+    ("gate_unknown_metric", pipeline(lambda p: p.update(gates={"metrics": [
+        {"metric": "teacher.accuracy", "min": 1}]})), "stage 'teacher' has no metric 'accuracy'"),
+    ("gate_unknown_bench_metric", pipeline(lambda p: p.update(gates={"metrics": [
+        {"metric": "bench.teacher_onnx.b2_t1.p50_ms", "max": 1}]})),
+     "stage 'bench' has no metric 'teacher_onnx.b2_t1.p50_ms'"),
+    ("gate_unknown_stage", pipeline(lambda p: p.update(gates={"metrics": [
+        {"metric": "student.params", "max": 1}]})), "names stage 'student', which does not exist"),
+    ("gate_without_bench", pipeline(lambda p: (p["stages"].pop(), p.update(gates={
+        "min_accuracy_pct": 50}))), "gates, field 'bench': there is no bench stage"),
+    ("gate_unknown_model", pipeline(lambda p: p.update(gates={
+        "candidate": "zz", "min_accuracy_pct": 1})), "'zz' is not among bench 'bench' models"),
+    ("gate_setting_not_measured", pipeline(lambda p: p.update(gates={
+        "min_latency_speedup": 1, "batch_size": 64})), "does not measure batch 64"),
+    ("gate_without_bound", pipeline(lambda p: p.update(gates={"metrics": [
+        {"metric": "teacher.params"}]})), "give min, max or both"),
+    # .npz data
+    ("npz_missing_file", pipeline(lambda p: p.update(data={"source": "npz", "path": "no.npz"})),
+     "no.npz: file not found"),
+    ("npz_is_a_folder", pipeline(lambda p: p.update(data={"source": "npz", "path": "."})),
+     "is a folder, not a .npz file"),
+    ("npz_corrupt", lambda c: pipeline(lambda p: p.update(data={"source": "npz", "path": c.file(
+        "d.npz", b"PK\x03\x04 truncated")}))(c), "not a readable .npz file"),
+    ("npz_missing_array", npz(y_test=None), "missing array(s) y_test"),
+    ("npz_val_without_labels", npz(x_val=np.zeros((3, 5), np.float32)), "missing array(s) y_val"),
+    ("npz_length_mismatch", npz(y_train=np.arange(59) % 3), "60 inputs but 59 labels"),
+    ("npz_string_inputs", npz(x_train=np.array([["a"] * 5] * 60)), "inputs must be numeric"),
+    ("npz_fractional_labels", npz(y_train=np.linspace(0, 2, 60)), "labels must be integers"),
+    ("npz_nan", npz(x_test=NAN), "x_test holds 100 NaN/Inf value(s)"),
+    ("npz_inf", npz(x_train=INF), "x_train holds 300 NaN/Inf value(s)"),
+    ("npz_negative_label", npz(y_test=np.arange(20) % 3 - 1), "negative label -1"),
+    ("npz_label_not_in_train", npz(y_test=np.arange(20) % 4),
+     "y_test has label 3 but y_train only goes up to 2"),
+    ("npz_label_out_of_range", npz(y_train=np.where(np.arange(60) % 3 == 2, 999, 0)),
+     "labels up to 999 but only 2 distinct classes"),
+    ("npz_empty_split", npz(x_test=np.zeros((0, 5), np.float32), y_test=np.zeros(0, np.int64)),
+     "the test split is empty"),
+    ("npz_pickled_objects", npz(x_train=np.array([object()] * 60)), "not a readable .npz file"),
+    ("npz_bad_in_stage_command", lambda c: ["train", "--data", c.npz_option(x_test=NAN), "--out",
+                                            str(c.tmp / "new" / "deeper" / "t")], "NaN/Inf"),
+    # checkpoints
+    ("checkpoint_missing", lambda c: ["export", str(c.tmp / "no.pt"), "--out", c.out],
+     "no.pt: checkpoint not found"),
+    ("checkpoint_truncated", lambda c: ["export", c.file("cut.pt", c.ckpt.read_bytes()[:4000]),
+                                        "--out", c.out], "not a readable checkpoint"),
+    ("checkpoint_pickled_object", lambda c: ["export", evil_checkpoint(c), "--out", c.out],
+     "refused to load: the checkpoint holds Python objects"),
+    ("checkpoint_foreign", lambda c: ["export", foreign_checkpoint(c), "--out", c.out],
+     "not a compress checkpoint"),
+    ("onnx_given_as_checkpoint", lambda c: ["export", str(c.onnx), "--out", c.out],
+     "not a readable checkpoint"),
+    # ONNX models
+    ("onnx_missing", lambda c: ["bench", str(c.tmp / "no.onnx"), "--out", c.out],
+     "no.onnx: ONNX model not found"),
+    ("onnx_truncated", lambda c: ["bench", c.file("cut.onnx", c.onnx.read_bytes()[:3000]),
+                                  "--out", c.out], "not a readable ONNX file"),
+    ("onnx_corrupt", lambda c: ["bench", c.file("junk.onnx", b"\x08junk" * 200), "--out", c.out,
+                                "--data", "digits"], "ONNX Runtime cannot load it"),
+    ("onnx_input_shape_mismatch", lambda c: [
+        "bench", str(c.onnx), "--out", str(c.tmp / "new" / "b"), "--data", c.npz_option()],
+     "model input is ['N', 1, 8, 8] but the data's samples are ['N', 1, 5]"),
+    # output folders
+    ("output_is_a_file", pipeline(out=lambda c: c.file("occupied", "x")),
+     "occupied is a file, not a folder); choose another with --out"),
+    ("stage_output_is_a_file", lambda c: ["export", str(c.ckpt), "--out",
+                                          c.file("occupied", "x") + "/e"],
+     "occupied is a file, not a folder); choose another with --out"),
+    ("output_locked_by_another_run", pipeline(out=locked),
+     "another compress run is using this output folder"),
+    ("verify_not_a_pipeline_folder", lambda c: ["verify", str(c.tmp)],
+     "not a pipeline output folder (no manifest.json)"),
+    ("report_not_a_pipeline_folder", lambda c: ["report", str(c.tmp)],
+     "not a pipeline output folder (no manifest.json)"),
+    ("verify_corrupt_manifest", lambda c: ["verify", c.file("o/manifest.json", "{")[:-14]],
+     "manifest.json: not valid JSON"),
+    # stage command options
+    ("option_bad_choice", train("--data", "digits", "--optimizer", "rmsprop"),
+     "'rmsprop' is not one of 'sgd', 'adam', 'adamw'"),
+    ("option_out_of_range", train("--data", "digits", "--lr", "-3"),
+     "option --lr: Input should be greater than 0"),
+    ("option_malformed_yaml", train("--data", "{source: ["), "not valid inline YAML at column 11"),
+    ("option_unknown_dataset", train("--data", "cifar"), "unknown source 'cifar'"),
+    ("option_unknown_arch", train("--data", "digits", "--model", "{arch: vgg}"),
+     "unknown arch 'vgg'"),
+    ("option_unknown", train("--data", "digits", "--epoch", "3"),
+     "compress train: No such option '--epoch'. Did you mean '--epochs'?"),
+]
+
+
+def snapshot(*roots: Path) -> dict[str, object]:
+    """Every folder and file under `roots`, files with size and mtime: any change shows."""
+    seen: dict[str, object] = {}
+    for root in roots:
+        for p in [root, *root.rglob("*")]:
+            st = p.lstat()
+            seen[str(p)] = "dir" if p.is_dir() else (st.st_size, st.st_mtime_ns)
+    return seen
+
+
+@pytest.mark.parametrize("name,build,needle", BAD, ids=[row[0] for row in BAD])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(name, build, needle, tiny_run,
+                                                         tiny_checkpoint, tiny_onnx, tmp_path,
+                                                         monkeypatch):
+    # setup: relative paths resolve in the scratch folder, so a stray write would show there
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    case = Case(work, tiny_checkpoint, tiny_onnx)
+    argv = build(case)
+    before = snapshot(tmp_path, tiny_run[0])
+    # execute
+    try:
+        res = CliRunner().invoke(cli, argv, prog_name="compress")
+    finally:
+        for fd in case.held:
+            os.close(fd)
+    # assert
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert needle in lines[0], lines[0]
+    assert res.stdout == ""
+    assert snapshot(tmp_path, tiny_run[0]) == before
+
+
+def test_the_table_covers_enough_bad_inputs():
+    assert len(BAD) >= 25 and len({row[0] for row in BAD}) == len(BAD)

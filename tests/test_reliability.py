@@ -1,0 +1,186 @@
+"""Interrupted runs and determinism: a real `compress run` killed (SIGKILL) or stopped (SIGINT)
+in the middle of a stage keeps every earlier artifact and no half-written file, a second run of
+the same pipeline meanwhile is refused, the next run resumes and ends where an uninterrupted run
+ends; the same pipeline and seeds give the same metrics twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from compress.cli import cli
+from compress.config import load_pipeline
+from compress.runner import run_pipeline
+from tests.conftest import CLI_ENV, REPO, TINY_PIPELINE, cli_command
+
+# `student` trains long enough (hundreds of optimizer steps) to be caught mid-stage; the test
+# then freezes the run with SIGSTOP, so what follows does not depend on the machine's speed.
+KILL_PIPELINE = {
+    **TINY_PIPELINE,
+    "name": "kill",
+    "stages": [
+        TINY_PIPELINE["stages"][0],  # teacher
+        {"id": "student", "stage": "train", "model": {"arch": "mlp", "hidden": [64]},
+         "epochs": 20, "batch_size": 64, "patience": None, "device": "cpu", "seed": 1},
+        {"id": "student_onnx", "stage": "export", "input": "student", "parity_samples": 64},
+    ],
+}
+# Files that record measured times, so differ from run to run.
+TIMED = ("metrics.json", "bench.json", "bench.md")
+TEACHER_FILES = {"teacher/model.pt", "teacher/history.json", "teacher/metrics.json"}
+
+
+# One intra-op thread, here and in the subprocess: on a busy machine torch's thread pool makes
+# these tiny models ten times slower or worse, and what is tested does not depend on threads.
+ONE_THREAD_ENV = {**CLI_ENV, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def invoke(*argv: str):
+    return CliRunner().invoke(cli, list(argv), prog_name="compress")
+
+
+def start_run(pipeline: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([*cli_command(), "run", str(pipeline), "--out", str(out),
+                             "--no-progress"], cwd=REPO, env=ONE_THREAD_ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def freeze_in_stage(proc: subprocess.Popen, root: Path, stage_id: str) -> Path:
+    """Wait until the run is inside `stage_id` (its staging folder exists), freeze it there with
+    SIGSTOP and return the staging folder."""
+    staging = root / f".staging-{stage_id}-{proc.pid}"
+    deadline = time.monotonic() + 300
+    while not staging.is_dir():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before stage {stage_id}: {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"stage {stage_id} did not start within 300 s")
+        time.sleep(0.01)
+    time.sleep(0.05)  # into the training loop
+    os.kill(proc.pid, signal.SIGSTOP)
+    # still mid-stage: the stage has not been renamed into place
+    assert staging.is_dir() and not (root / stage_id).exists()
+    return staging
+
+
+def files_outside_staging(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and not p.relative_to(root).parts[0].startswith(".staging-")}
+
+
+def snapshot_outside_staging(root: Path) -> dict[str, tuple[int, int]]:
+    return {rel: ((root / rel).stat().st_size, (root / rel).stat().st_mtime_ns)
+            for rel in files_outside_staging(root)}
+
+
+def stable(manifest: dict) -> dict:
+    """Per stage: metrics and output hashes, without what measures time (or embeds it)."""
+    out = {}
+    for sid, entry in manifest["stages"].items():
+        metrics = {k: v for k, v in entry["metrics"].items()
+                   if "wall" not in k and not k.endswith(("_ms", ".runs"))}
+        hashes = {rel: m["sha256"] for rel, m in entry["outputs"].items()
+                  if not rel.endswith(TIMED)}
+        out[sid] = {"metrics": metrics, "outputs": hashes}
+    return out
+
+
+@pytest.fixture
+def kill_pipeline(write_yaml) -> Path:
+    return write_yaml(KILL_PIPELINE, "kill.yaml")
+
+
+def test_sigkill_mid_stage_keeps_finished_stages_and_the_rerun_resumes(kill_pipeline, tmp_path):
+    # setup: a real run, caught while `student` trains
+    root = tmp_path / "killed" / "kill"
+    proc = start_run(kill_pipeline, tmp_path / "killed")
+    staging = freeze_in_stage(proc, root, "student")
+    # execute: a second run of the same pipeline meanwhile, then SIGKILL
+    before = snapshot_outside_staging(root)
+    second = invoke("run", str(kill_pipeline), "--out", str(tmp_path / "killed"))
+    assert snapshot_outside_staging(root) == before
+    proc.kill()
+    proc.communicate()
+    # assert: refused while the first held the folder; killed mid-stage, nothing half-written
+    assert second.exit_code == 2 and "another compress run is using this output folder" in \
+        second.stderr
+    assert proc.returncode == -signal.SIGKILL
+    assert staging.is_dir() and not (root / "student").exists()
+    assert files_outside_staging(root) == TEACHER_FILES | {"manifest.json", ".lock"}
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["teacher"]
+    assert invoke("verify", str(root)).exit_code == 0
+
+    # execute: rerun, and an uninterrupted run elsewhere for comparison
+    resumed = invoke("run", str(kill_pipeline), "--out", str(tmp_path / "killed"), "--no-progress")
+    clean = run_pipeline(load_pipeline(kill_pipeline), tmp_path / "clean", progress=False,
+                         log=lambda m: None)
+    # assert: teacher came from the cache, the rest ran, all verifies, and the results are
+    # those of the uninterrupted run
+    assert resumed.exit_code == 0, resumed.output
+    assert "[teacher] cached" in resumed.stderr and "[student] running train" in resumed.stderr
+    assert "ran 2 stage(s), 1 cached" in resumed.stdout
+    assert not list(root.glob(".staging-*"))
+    verified = invoke("verify", str(root))
+    assert verified.exit_code == 0 and "8 of 8 file(s) match the manifest" in verified.stdout
+    after = json.loads((root / "manifest.json").read_text())
+    assert after["stages"]["teacher"]["status"] == "cached"
+    assert stable(after) == stable(clean.manifest)
+
+
+def test_ctrl_c_mid_stage_stops_cleanly_with_exit_130(kill_pipeline, tmp_path):
+    # setup
+    root = tmp_path / "kill"
+    proc = start_run(kill_pipeline, tmp_path)
+    freeze_in_stage(proc, root, "student")
+    # execute: Ctrl-C reaches the run in the middle of the stage
+    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signal.SIGCONT)
+    _, stderr = proc.communicate(timeout=60)
+    # assert: a message, exit 130, the staging folder removed, the teacher kept and verified
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == \
+        "interrupted: finished stages are kept; rerun to resume"
+    assert "Traceback" not in stderr
+    assert files_outside_staging(root) == TEACHER_FILES | {"manifest.json", ".lock"}
+    assert not list(root.glob(".staging-*"))
+    assert invoke("verify", str(root)).exit_code == 0
+
+
+def test_smoke_pipeline_twice_gives_identical_metrics_and_records_seeds(tmp_path):
+    # setup
+    cfg = load_pipeline(REPO / "pipelines" / "smoke.yaml")
+    # execute
+    first = run_pipeline(cfg, tmp_path / "a", progress=False, log=lambda m: None)
+    second = run_pipeline(cfg, tmp_path / "b", progress=False, log=lambda m: None)
+    # assert: every metric but timings, and the bytes of every artifact, are the same
+    assert first.ran == second.ran == ["teacher", "teacher_onnx", "bench"]
+    assert stable(first.manifest) == stable(second.manifest)
+    assert stable(first.manifest)["bench"]["metrics"]["teacher_onnx.accuracy_pct"] == \
+        first.manifest["stages"]["teacher_onnx"]["metrics"]["ort_test_accuracy_pct"]
+    # and the manifest and report say which seeds and library versions gave them
+    manifest = json.loads((tmp_path / "a" / "smoke" / "manifest.json").read_text())
+    raw = yaml.safe_load((REPO / "pipelines" / "smoke.yaml").read_text())
+    assert manifest["seeds"] == {"data": raw["data"]["seed"], "teacher": 0}
+    assert {"python", "torch", "onnx", "onnxruntime", "numpy", "scikit-learn"} <= \
+        set(manifest["versions"])
+    report = (tmp_path / "a" / "smoke" / "report.md").read_text()
+    assert "Seeds: data 0, teacher 0." in report and "onnxruntime " in report
