@@ -21,6 +21,12 @@ class TrainConfig(StageConfig, TrainOptions):
     model: ModelSpec = Field(default_factory=ResNetSpec, description="architecture to train")
 
 
+# Metrics that differ between two runs of the same config: kept out of checkpoints, so that
+# retraining with the same seed gives the same bytes (and later stages stay cached). They are
+# in metrics.json and the manifest, where the energy estimate of the measurement code reads them.
+VOLATILE_METRICS = ("train_wall_time_s", "train_cpu_time_s")
+
+
 def checkpoint_payload(model, spec, data, data_cfg, cfg, metrics) -> dict:
     """The dict every stage that writes a checkpoint saves: enough to rebuild without code."""
     return {
@@ -31,8 +37,28 @@ def checkpoint_payload(model, spec, data, data_cfg, cfg, metrics) -> dict:
         "preprocessing": data.preprocessing(),
         "data": data_cfg.model_dump(mode="json"),
         "config": cfg.model_dump(mode="json"),
-        "metrics": metrics,
+        "metrics": {k: v for k, v in metrics.items() if k not in VOLATILE_METRICS},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def fit_metrics(model, data, result) -> dict:
+    """The metrics every training stage reports for the model it trained."""
+    device = next(model.parameters()).device
+    return {
+        "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device), data.y_test),
+        "val_accuracy_pct": result.best_val_accuracy_pct,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "params": count_params(model),
+        "train_wall_time_s": round(result.wall_time_s, 3),
+        "train_cpu_time_s": round(result.cpu_time_s, 3),
+        "device": result.device,
+        "precision": result.precision,
+        "world_size": result.world_size,
+        "train_samples": len(data.x_train),
+        "test_samples": len(data.x_test),
     }
 
 
@@ -43,24 +69,9 @@ def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.input_shape, data.num_classes)
     result = fit(model, data, cfg, progress=ctx.progress, desc=ctx.stage_id)
-    device = next(model.parameters()).device
-    metrics = {
-        "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device), data.y_test),
-        "val_accuracy_pct": result.best_val_accuracy_pct,
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "params": count_params(model),
-        "train_wall_time_s": round(result.wall_time_s, 3),
-        "device": str(device),
-        "train_samples": len(data.x_train),
-        "test_samples": len(data.x_test),
-    }
+    metrics = fit_metrics(model, data, result)
     model.cpu()
-    # Wall time stays out of the checkpoint so that retraining with the same seed gives the
-    # same bytes (and later stages stay cached); it is in metrics.json and the manifest.
-    stable = {k: v for k, v in metrics.items() if k != "train_wall_time_s"}
-    payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, stable)
+    payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, metrics)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
     artifacts.write_json(ctx.out_dir / "history.json", result.history)
     return StageResult(primary="model.pt", metrics=metrics)
