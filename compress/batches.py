@@ -28,14 +28,14 @@ DEVICE_RESIDENT_MAX_BYTES = 1 << 30
 
 
 def loader_workers(requested: int | None, device: torch.device, split_bytes: int,
-                   world: int = 1) -> int:
+                   local_processes: int = 1) -> int:
     """`requested`, or the automatic choice: 0 on the CPU and for splits that fit on the GPU
-    (<= 1 GiB), else up to 4 workers from this process's share of the CPU cores."""
+    (<= 1 GiB), else up to 4 workers from this process's share of the machine's cores."""
     if requested is not None:
         return requested
     if device.type != "cuda" or split_bytes <= DEVICE_RESIDENT_MAX_BYTES:
         return 0
-    return max(1, min(4, (os.cpu_count() or 1) // world - 1))
+    return max(1, min(4, (os.cpu_count() or 1) // local_processes - 1))
 
 
 def shift(x: torch.Tensor, max_shift: int, gen: torch.Generator | None = None,

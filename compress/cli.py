@@ -37,7 +37,8 @@ class CompressGroup(click.Group):
             click.echo(f"{rank_prefix()}error: {e}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted: finished stages are kept; rerun to resume", err=True)
+            if not rank_prefix():  # every rank gets the signal; one says so
+                click.echo("\ninterrupted: finished stages are kept; rerun to resume", err=True)
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise

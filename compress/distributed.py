@@ -73,6 +73,11 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0")) if is_distributed() else 0
 
 
+def local_world_size() -> int:
+    """Processes on this machine (they share its cores and GPUs)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", world_size())) if is_distributed() else 1
+
+
 def is_main() -> bool:
     return rank() == 0
 
@@ -132,11 +137,11 @@ def launch(nproc: int, argv: list[str], debug: bool = False) -> int:
         # torchrun would give each worker one thread; on CPU training that wastes the cores
         # the workers do not share out between them.
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    if not debug:
-        for name in ("torch.distributed.elastic", "torch.distributed.run"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
     args = parse_args(["--standalone", "--nproc-per-node", str(nproc), "--max-restarts", "0",
                        "-m", "compress.cli", *argv])
+    if not debug:
+        # The launcher's loggers set their own levels; this process logs nothing else.
+        logging.disable(logging.CRITICAL)
     try:
         run(args)
     except ChildFailedError as e:
@@ -146,6 +151,8 @@ def launch(nproc: int, argv: list[str], debug: bool = False) -> int:
         return code if code > 0 else 3
     except SignalException:
         return 130
+    finally:
+        logging.disable(logging.NOTSET)
     return 0
 
 

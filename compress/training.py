@@ -60,7 +60,7 @@ class TrainOptions(BaseModel):
     num_workers: int | None = Field(
         None, ge=0, le=64, description="DataLoader worker processes (pinned memory, non-blocking "
         "copies); 0 = batches gathered in the training process; null = 0 on the CPU and for "
-        "training splits up to 1 GiB on a GPU (kept there whole), else 4")
+        "training splits up to 1 GiB on a GPU (kept there whole), else up to 4")
     distributed: DistributedOptions = Field(
         default_factory=DistributedOptions, description="several processes training one model "
         "with DDP; batch_size stays the global batch")
@@ -162,10 +162,12 @@ def _evaluate(model: nn.Module, x, y, device: torch.device) -> tuple[float, floa
     world_size-th sample and the sums are all-reduced, so every rank gets the same figures and
     picks the same best epoch and the same early stop."""
     r, w = distributed.rank(), distributed.world_size()
-    logits = predict_logits(model, x[r::w], device)
-    yt = torch.as_tensor(y[r::w])
-    correct = float((logits.argmax(1) == yt).sum())
-    loss = float(nn.functional.cross_entropy(logits, yt, reduction="none").double().sum())
+    correct = loss = 0.0
+    if len(x[r::w]):  # more processes than validation samples leaves some with none
+        logits = predict_logits(model, x[r::w], device)
+        yt = torch.as_tensor(y[r::w])
+        correct = float((logits.argmax(1) == yt).sum())
+        loss = float(nn.functional.cross_entropy(logits, yt, reduction="none").double().sum())
     correct, loss = distributed.all_reduce_sum([correct, loss])
     return correct / len(y) * 100, loss / len(y)
 
@@ -203,7 +205,8 @@ def fit(
     x_train = data.x_train
     batches = TrainBatches(
         x_train, data.y_train, device, rank=rank, world=world, max_shift=o.augment_shift,
-        workers=loader_workers(o.num_workers, device, x_train.nbytes, world))
+        workers=loader_workers(o.num_workers, device, x_train.nbytes,
+                               distributed.local_world_size()))
     n = len(x_train)
     steps = max(1, math.ceil(n / o.batch_size))
     opt, sched, per_step = _optimizer(model, o, steps)
