@@ -21,6 +21,11 @@ from compress.errors import CompressError, GateError, MirroredError
 class CompressGroup(click.Group):
     """Turns errors into one line and an exit code; `--debug` shows tracebacks instead."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Kept for `_process_group`, which starts this same command line in several processes.
+        ctx.meta["compress.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         debug = ctx.params.get("debug", False)
         try:
@@ -135,8 +140,10 @@ def _process_group(opts, stages, source: str):
     if distributed.should_launch(opts):
         # Checked once here, so that a bad setting is one line rather than one per process.
         preflight(stages, opts.nproc, source)
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        raise click.exceptions.Exit(distributed.launch(opts.nproc, sys.argv[1:], debug))
+        root = click.get_current_context().find_root()
+        argv = root.meta.get("compress.argv", sys.argv[1:])
+        raise click.exceptions.Exit(distributed.launch(opts.nproc, argv,
+                                                       root.params.get("debug", False)))
     return distributed.process_group(opts)
 
 

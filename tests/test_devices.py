@@ -81,3 +81,24 @@ def test_auto_is_the_cpu_on_a_machine_without_cuda():
     res = fit(model, data, TrainOptions(epochs=1, device="auto"), progress=False)
     # assert
     assert res.device == "cpu" and next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mnist1d_teacher_trains_on_cuda_in_mixed_precision(precision):
+    # setup
+    from compress.data import Mnist1dData
+
+    data = load_dataset(Mnist1dData(num_samples=4000))
+    torch.manual_seed(0)
+    model = build_model({"arch": "resnet", "width": 16, "stages": 2, "kernel_size": 5},
+                        data.input_shape, data.num_classes)
+    opts = TrainOptions(epochs=10, batch_size=64, lr=0.01, augment_shift=2, device="cuda",
+                        precision=precision, patience=None)
+    # execute
+    res = fit(model, data, opts, progress=False)
+    # assert: trained on the GPU, weights still fp32, and learned (MNIST-1D chance is 10 %)
+    assert res.device.startswith("cuda") and res.precision == precision
+    assert all(v.dtype == torch.float32 for v in res.state_dict.values() if v.is_floating_point())
+    assert res.best_val_accuracy_pct > 70
