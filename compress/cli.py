@@ -8,17 +8,24 @@ no traceback unless --debug), 3 internal error, 130 interrupted.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from compress import __version__
 from compress.cli_options import YamlValue, build_config, config_options
-from compress.errors import CompressError, GateError
+from compress.distributed import rank_prefix
+from compress.errors import CompressError, GateError, MirroredError
 
 
 class CompressGroup(click.Group):
     """Turns errors into one line and an exit code; `--debug` shows tracebacks instead."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Kept for `_process_group`, which starts this same command line in several processes.
+        ctx.meta["compress.argv"] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         debug = ctx.params.get("debug", False)
@@ -28,10 +35,12 @@ class CompressGroup(click.Group):
             click.echo(gate_table(e.results), err=True)
             click.echo(f"gates failed: {e}", err=True)
             ctx.exit(1)
+        except MirroredError as e:
+            ctx.exit(e.exit_code)  # rank 0 has printed why
         except CompressError as e:
             if debug:
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"{rank_prefix()}error: {e}", err=True)
             ctx.exit(e.exit_code)
         except click.UsageError as e:
             if debug:
@@ -43,7 +52,8 @@ class CompressGroup(click.Group):
             click.echo(f"error: {cmd}: {msg} (see `{cmd} --help`)", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted: finished stages are kept; rerun to resume", err=True)
+            if not rank_prefix():  # every rank gets the signal; one says so
+                click.echo("\ninterrupted: finished stages are kept; rerun to resume", err=True)
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -51,8 +61,8 @@ class CompressGroup(click.Group):
             if debug:
                 raise
             first = str(e).splitlines()[0][:300] if str(e) else ""
-            click.echo(f"internal error: {type(e).__name__}: {first} (rerun with --debug for the "
-                       "traceback, and please report it)", err=True)
+            click.echo(f"{rank_prefix()}internal error: {type(e).__name__}: {first} (rerun with "
+                       "--debug for the traceback, and please report it)", err=True)
             ctx.exit(3)
 
 
@@ -79,16 +89,22 @@ def cli(debug: bool) -> None:
 @click.option("--no-progress", is_flag=True, help="no progress bars")
 def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool) -> None:
     """Run the pipeline in PIPELINE (YAML), skipping stages whose inputs did not change."""
+    from compress import distributed
     from compress.config import load_pipeline
     from compress.runner import run_pipeline
 
     cfg = load_pipeline(pipeline)
-    try:
-        summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
-                               source=str(pipeline), log=lambda m: click.echo(m, err=True))
-    except GateError as e:
-        click.echo(f"report: {Path(out_root) / cfg.name / 'report.md'}", err=True)
-        raise e
+    with _process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
+        main = distributed.is_main()
+        try:
+            summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
+                                   source=str(pipeline),
+                                   log=lambda m: click.echo(m, err=True) if main else None)
+        except GateError as e:
+            click.echo(f"report: {Path(out_root) / cfg.name / 'report.md'}", err=True)
+            raise e
+    if not main:
+        return
     for sid in summary.manifest["stages"]:
         if summary.manifest["stages"][sid]["stage"] == "bench":
             click.echo((summary.root / sid / "bench.md").read_text())
@@ -124,10 +140,32 @@ def _data_config(value, where: str):
         raise ConfigError(f"{where}{option_error(DataConfig, value, e, option='--data')}") from e
 
 
+def _process_group(opts, stages, source: str):
+    """Where several processes are asked for and no launcher started this one, start them with
+    torch's launcher on this very command line and exit with their exit code; otherwise join
+    the process group torchrun's environment describes (nothing to do for one process)."""
+    from compress import distributed
+    from compress.runner import preflight
+
+    if distributed.should_launch(opts):
+        # Checked once here, so that a bad setting is one line rather than one per process.
+        preflight(stages, opts.nproc, source)
+        root = click.get_current_context().find_root()
+        argv = root.meta.get("compress.argv", sys.argv[1:])
+        raise click.exceptions.Exit(distributed.launch(opts.nproc, argv,
+                                                       root.params.get("debug", False)))
+    return distributed.process_group(opts)
+
+
 def _run_standalone(cfg, data_cfg, inputs, out: Path) -> None:
+    from compress import distributed
     from compress.runner import run_single
 
-    metrics = run_single(cfg, data_cfg, inputs, out)
+    source = f"compress {cfg.stage}"
+    with _process_group(distributed.pipeline_options([cfg], source), [cfg], source):
+        metrics = run_single(cfg, data_cfg, inputs, out)
+        if not distributed.is_main():
+            return
     for k, v in metrics.items():
         click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
     click.echo(f"wrote {out}/")

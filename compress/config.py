@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from compress.data import DataConfig
+from compress.distributed import pipeline_options
 from compress.errors import ConfigError
 from compress.stages import STAGES
 from compress.stages.base import ID_PATTERN, metric_names
@@ -247,6 +248,7 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                         + ("; add an export stage in between" if "onnx" in accepts else "")
                     )
         produced[st.id] = STAGES[st.stage].produces
+    pipeline_options(cfg.stages, source)  # the training stages must agree on one process group
     g = cfg.gates
     if g is not None:
         for m in g.metrics:

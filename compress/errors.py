@@ -29,6 +29,14 @@ class ParityError(StageError):
     """The exported ONNX model disagrees with the PyTorch model beyond the tolerance."""
 
 
+class MirroredError(CompressError):
+    """Another rank (rank 0) failed and printed why; this rank stops with the same exit code."""
+
+    def __init__(self, exit_code: int = 2):
+        super().__init__(f"stopped because rank 0 failed (exit code {exit_code})")
+        self.exit_code = exit_code
+
+
 class GateError(CompressError):
     """One or more pipeline gates failed; `results` holds every gate's outcome."""
 

@@ -5,6 +5,10 @@ A stage writes into a staging folder; only when it returns is that folder rename
 `<root>/<stage id>/` and the manifest updated. A killed run therefore leaves every finished
 stage intact and no half-written artifact, and the next run resumes at the first stage whose
 inputs changed or whose outputs are missing or altered.
+
+With several processes (DDP, see compress.distributed) rank 0 alone takes the lock, decides
+what is cached, writes stage folders, the manifest and the report, and runs the stages that do
+not train; every rank runs the training stages, the others into a scratch folder they delete.
 """
 
 from __future__ import annotations
@@ -16,18 +20,21 @@ import functools
 import hashlib
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compress import artifacts
+from compress import artifacts, distributed
 from compress.config import PipelineConfig
+from compress.devices import runtime_problem
 from compress.errors import CompressError, ConfigError, StageError
 from compress.gates import evaluate_gates
 from compress.integrity import MANIFEST, leftovers, outputs_intact
 from compress.measure.system import cpu_info, versions
 from compress.stages import STAGES, Artifact, StageContext
+from compress.training import train_options_of
 
 
 @dataclass
@@ -173,6 +180,40 @@ def execute_stage(cfg, ctx: StageContext, final_dir: Path):
     return result
 
 
+def _run_in_scratch(cfg, ctx: StageContext) -> None:
+    """A training stage on a rank other than 0: it trains in step with rank 0 (DDP needs every
+    rank), but writes into a private folder that is deleted, so stage code needs no rank checks
+    and only rank 0's files are kept."""
+    with tempfile.TemporaryDirectory(prefix=f"compress-rank{distributed.rank()}-") as tmp:
+        STAGES[cfg.stage].fn(cfg, replace(ctx, out_dir=Path(tmp), progress=False))
+
+
+def _execute_everywhere(cfg, ctx: StageContext, on_main):
+    """`on_main()` (which executes the stage) on rank 0, its result on every rank. A training
+    stage runs on the other ranks too, meanwhile; any other stage runs on rank 0 alone."""
+    trains = train_options_of(cfg) is not None
+    if trains and not distributed.is_main():
+        _run_in_scratch(cfg, ctx)
+    return distributed.run_on_main(on_main, share_errors=not trains)
+
+
+def preflight(stages, world: int, source: str) -> None:
+    """Refuse, before anything runs, what this machine or this many processes cannot do: CUDA
+    or fp16 where there is no GPU, a global batch that does not split over the processes."""
+    for st in stages:
+        o = train_options_of(st)
+        if o is None:
+            continue
+        problem = runtime_problem(o.device, o.precision)
+        if problem:
+            raise distributed.collective_error(ConfigError(f"{source}: stage '{st.id}': {problem}"))
+        if o.batch_size % world:
+            raise distributed.collective_error(ConfigError(
+                f"{source}: stage '{st.id}', field 'batch_size': {o.batch_size} does not split "
+                f"evenly over {world} processes; use a multiple of {world} (batch_size is the "
+                "global batch)"))
+
+
 def _describe_outputs(root: Path, stage_dir: Path) -> dict:
     out = {}
     for p in sorted(stage_dir.rglob("*")):
@@ -206,23 +247,21 @@ def run_pipeline(
     source: str = "",
     log=print,
 ) -> RunSummary:
-    """Run every stage of `cfg` under `out_root/<name>/`; raises GateError if a gate fails."""
+    """Run every stage of `cfg` under `out_root/<name>/`; raises GateError if a gate fails.
+
+    Under DDP every rank calls this, and every rank returns rank 0's summary.
+    """
     from compress.data import load_dataset
 
     # Bad names and bad data fail here, before anything is created or locked.
     root, stage_dirs = output_dirs(cfg, Path(out_root), source or cfg.name)
+    manifest_path = root / MANIFEST
+    main = distributed.is_main()
     data_hash = data_fingerprint(cfg.data, source or cfg.name)
     load_dataset(cfg.data)
-    with pipeline_lock(root):
-        _clean_leftovers(root)
-        manifest_path = root / MANIFEST
-        old = {}
-        if manifest_path.is_file():
-            try:
-                loaded = artifacts.read_json(manifest_path)
-                old = loaded.get("stages", {}) if isinstance(loaded, dict) else {}
-            except CompressError:
-                old = {}  # an unreadable manifest only means nothing is cached
+    preflight(cfg.stages, distributed.world_size(), source or cfg.name)
+    with pipeline_lock(root) if main else contextlib.nullcontext():
+        old = distributed.run_on_main(lambda: _previous_stages(root))
         manifest = {
             "pipeline": cfg.name,
             "config_file": source,
@@ -232,6 +271,7 @@ def run_pipeline(
             "seeds": seeds(cfg),
             "versions": versions(),
             "cpu": cpu_info(),
+            "world_size": distributed.world_size(),
             "started_at": _now(),
             "stages": {},
         }
@@ -242,59 +282,94 @@ def run_pipeline(
             inputs = {r: done[r] for r in refs}
             key = cache_key(st, inputs, data_hash)
             prev = old.get(st.id)
-            stage_dir = stage_dirs[st.id]
-            if not force and reusable(root, prev, key):
+
+            def is_cached(prev=prev, key=key) -> bool:
+                return not force and reusable(root, prev, key)
+
+            # Rank 0's files decide, for every rank: the others may not even see them.
+            if distributed.run_on_main(is_cached):
                 entry = {**prev, "status": "cached"}
                 cached.append(st.id)
                 log(f"[{st.id}] cached ({st.stage}, {prev.get('wall_time_s', 0):.1f} s when run)")
             else:
-                log(f"[{st.id}] running {st.stage} ...")
-                ctx = StageContext(stage_id=st.id, out_dir=stage_dir, data_cfg=cfg.data,
-                                   inputs=inputs, pipeline=cfg.name, progress=progress)
-                t0 = time.perf_counter()
-                result = execute_stage(st, ctx, stage_dir)
-                wall = time.perf_counter() - t0
-                entry = {
-                    "stage": st.stage,
-                    "status": "ran",
-                    "cache_key": key,
-                    "config": st.model_dump(mode="json"),
-                    "config_sha256": artifacts.sha256_json(st.hash_payload()),
-                    "inputs": {r: a.sha256 for r, a in inputs.items()},
-                    "primary": f"{st.id}/{result.primary}",
-                    "outputs": _describe_outputs(root, stage_dir),
-                    "metrics": result.metrics,
-                    "wall_time_s": round(wall, 3),
-                    "finished_at": _now(),
-                }
+                entry = _run_stage(st, cfg, inputs, key, root, stage_dirs[st.id],
+                                   progress and main, log)
                 ran.append(st.id)
-                log(f"[{st.id}] done in {wall:.1f} s{_headline(result.metrics)}")
             primary = root / entry["primary"]
             done[st.id] = Artifact(
                 stage_id=st.id, kind=STAGES[st.stage].produces, path=primary,
                 sha256=entry["outputs"][entry["primary"]]["sha256"], metrics=entry["metrics"],
             )
             manifest["stages"][st.id] = entry
-            # Written after every stage, so an interrupted run keeps what it finished; entries
-            # of stages not reached yet are carried over, since their files are still on disk.
-            later = {s.id: old[s.id] for s in cfg.stages if s.id in old and s.id not in done}
-            artifacts.write_json(manifest_path, {**manifest,
-                                                 "stages": {**manifest["stages"], **later}})
+            if main:
+                # Written after every stage, so an interrupted run keeps what it finished; entries
+                # of stages not reached yet are carried over, since their files are still on disk.
+                later = {s.id: old[s.id] for s in cfg.stages if s.id in old and s.id not in done}
+                artifacts.write_json(manifest_path, {**manifest,
+                                                     "stages": {**manifest["stages"], **later}})
 
-        gate_results = evaluate_gates(cfg, manifest, root) if cfg.gates else []
+        def finish() -> list[dict]:
+            gate_results = evaluate_gates(cfg, manifest, root) if cfg.gates else []
+            manifest["gates"] = gate_results
+            manifest["finished_at"] = _now()
+            artifacts.write_json(manifest_path, manifest)
+            from compress.report.markdown import pipeline_report
+
+            artifacts.write_text(root / "report.md", pipeline_report(manifest, root))
+            return gate_results
+
+        gate_results = distributed.run_on_main(finish)
         manifest["gates"] = gate_results
-        manifest["finished_at"] = _now()
-        artifacts.write_json(manifest_path, manifest)
-        from compress.report.markdown import pipeline_report
-
-        artifacts.write_text(root / "report.md", pipeline_report(manifest, root))
         summary = RunSummary(root=root, manifest=manifest, ran=ran, cached=cached)
     failed = [g for g in gate_results if not g["passed"]]
     if failed:
         from compress.errors import GateError
 
-        raise GateError(f"{len(failed)} of {len(gate_results)} gate(s) failed", gate_results)
+        raise distributed.collective_error(
+            GateError(f"{len(failed)} of {len(gate_results)} gate(s) failed", gate_results))
     return summary
+
+
+def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, root: Path,
+               stage_dir: Path, progress: bool, log) -> dict:
+    """Run one stage of a pipeline; its manifest entry, on every rank."""
+    ctx = StageContext(stage_id=st.id, out_dir=stage_dir, data_cfg=cfg.data, inputs=inputs,
+                       pipeline=cfg.name, progress=progress)
+
+    def on_main() -> dict:
+        log(f"[{st.id}] running {st.stage} ...")
+        t0 = time.perf_counter()
+        result = execute_stage(st, ctx, stage_dir)
+        wall = time.perf_counter() - t0
+        log(f"[{st.id}] done in {wall:.1f} s{_headline(result.metrics)}")
+        return {
+            "stage": st.stage,
+            "status": "ran",
+            "cache_key": key,
+            "config": st.model_dump(mode="json"),
+            "config_sha256": artifacts.sha256_json(st.hash_payload()),
+            "inputs": {r: a.sha256 for r, a in inputs.items()},
+            "primary": f"{st.id}/{result.primary}",
+            "outputs": _describe_outputs(root, stage_dir),
+            "metrics": result.metrics,
+            "wall_time_s": round(wall, 3),
+            "finished_at": _now(),
+        }
+
+    return _execute_everywhere(st, ctx, on_main)
+
+
+def _previous_stages(root: Path) -> dict:
+    """The stage entries of the last run's manifest (rank 0), after clearing its leftovers."""
+    _clean_leftovers(root)
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        return {}
+    try:
+        loaded = artifacts.read_json(manifest_path)
+    except CompressError:
+        return {}  # an unreadable manifest only means nothing is cached
+    return loaded.get("stages", {}) if isinstance(loaded, dict) else {}
 
 
 def _headline(metrics: dict) -> str:
@@ -308,13 +383,16 @@ def _now() -> str:
 
 
 def run_single(cfg, data_cfg, inputs: dict[str, Artifact], out_dir: str | Path) -> dict:
-    """Run one stage outside a pipeline (the `compress <stage>` commands) into `out_dir`."""
+    """Run one stage outside a pipeline (the `compress <stage>` commands) into `out_dir`; its
+    metrics, on every rank under DDP."""
     out_dir = Path(out_dir)
-    created = make_folder(out_dir.parent)
+    preflight([cfg], distributed.world_size(), f"compress {cfg.stage}")
+    created = distributed.run_on_main(lambda: make_folder(out_dir.parent))
     ctx = StageContext(stage_id=cfg.id, out_dir=out_dir, data_cfg=data_cfg, inputs=inputs,
-                       pipeline="", progress=True)
+                       pipeline="", progress=distributed.is_main())
     try:
-        return execute_stage(cfg, ctx, out_dir).metrics
+        return _execute_everywhere(cfg, ctx, lambda: execute_stage(cfg, ctx, out_dir).metrics)
     except BaseException:
-        remove_empty(created)  # a failed command leaves no empty folders behind
+        if distributed.is_main():
+            remove_empty(created)  # a failed command leaves no empty folders behind
         raise

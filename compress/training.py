@@ -1,8 +1,9 @@
-"""The training loop shared by every stage that trains (train now; distill and prune fine-tuning
-later): optimizers, schedules, L1/L2 penalties, early stopping that keeps the best weights.
+"""The training loop shared by every stage that trains (train, distill, prune's fine-tuning):
+optimizers, schedules, L1/L2 penalties, early stopping that keeps the best weights, on a CPU or
+a GPU, in fp32 or mixed precision, in one process or several (DDP).
 
-Small data sets live on the device as whole tensors and are batched by index, which on a CPU is
-several times faster than a DataLoader and on a GPU avoids host-device copies per batch.
+How batches are drawn and reach the device is in `compress.batches`, the device and precision
+in `compress.devices`, the process group in `compress.distributed`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 from torch import nn
 
-from compress.errors import StageError
+from compress import distributed
+from compress.batches import TrainBatches, epoch_plan, loader_workers
+from compress.devices import Device, MixedPrecision, Precision, resolve_device
+from compress.distributed import DistributedOptions
+from compress.errors import ConfigError, StageError
 
 Optimizer = Literal["sgd", "adam", "adamw"]
 Schedule = Literal["none", "step", "cosine", "onecycle", "plateau"]
@@ -47,14 +52,39 @@ class TrainOptions(BaseModel):
     augment_shift: int = Field(
         0, ge=0, le=8, description="random translation of inputs by up to this many samples/pixels"
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA if present")
+    device: Device = Field("auto", description="auto = CUDA if present (under DDP, the GPU of "
+                           "the process's local rank)")
+    precision: Precision = Field(
+        "fp32", description="autocast dtype of the forward pass: bf16, or fp16 with a gradient "
+        "scaler (CUDA only); weights and checkpoints stay fp32")
+    num_workers: int | None = Field(
+        None, ge=0, le=64, description="DataLoader worker processes (pinned memory, non-blocking "
+        "copies); 0 = batches gathered in the training process; null = 0 on the CPU and for "
+        "training splits up to 1 GiB on a GPU (kept there whole), else up to 4")
+    distributed: DistributedOptions = Field(
+        default_factory=DistributedOptions, description="several processes training one model "
+        "with DDP; batch_size stays the global batch")
     seed: int = Field(0, ge=0, description="seed for weights, batches and augmentation")
 
     @model_validator(mode="after")
     def _check(self):
         if self.schedule == "onecycle" and self.patience is not None and self.patience < 3:
             raise ValueError("onecycle with patience < 3 stops before the warm-up ends")
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ValueError("precision fp16 needs CUDA; on the CPU use precision bf16 or fp32")
         return self
+
+
+def train_options_of(cfg) -> TrainOptions | None:
+    """The training options of a stage config (itself, or a field holding them); None for a
+    stage that does not train. Stages that train run on every rank under DDP."""
+    if isinstance(cfg, TrainOptions):
+        return cfg
+    for name in type(cfg).model_fields:
+        value = getattr(cfg, name)
+        if isinstance(value, TrainOptions):
+            return value
+    return None
 
 
 @dataclass
@@ -66,17 +96,12 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     wall_time_s: float = 0.0
     stopped_early: bool = False
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise StageError(
-            "device: cuda was asked for but no CUDA device is available; "
-            "use device: auto or device: cpu"
-        )
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    # How it ran. cpu_time_s sums the CPU time of every rank's training process (DataLoader
+    # workers excluded): with wall_time_s, what an energy estimate from CPU time needs.
+    cpu_time_s: float = 0.0
+    device: str = "cpu"
+    precision: str = "fp32"
+    world_size: int = 1
 
 
 def seed_everything(seed: int) -> None:
@@ -131,23 +156,20 @@ def _optimizer(model: nn.Module, o: TrainOptions, steps_per_epoch: int):
     return opt, sched, per_step
 
 
-def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Translate each sample by a random offset in [-max_shift, max_shift] per spatial axis,
-    filling with the edge value (background for digits, the signal's end for sequences)."""
-    spatial = x.ndim - 2
-    pad = [max_shift] * (2 * spatial)
-    mode = "replicate"
-    xp = nn.functional.pad(x, pad, mode=mode)
-    offs = torch.randint(0, 2 * max_shift + 1, (len(x), spatial), generator=gen)
-    out = torch.empty_like(x)
-    size = x.shape[2:]
-    for key in torch.unique(offs, dim=0):
-        idx = (offs == key).all(1).nonzero().squeeze(1)
-        sl = [slice(None), slice(None)] + [
-            slice(int(k), int(k) + n) for k, n in zip(key.tolist(), size, strict=True)
-        ]
-        out[idx] = xp[idx][tuple(sl)]
-    return out
+@torch.no_grad()
+def _evaluate(model: nn.Module, x, y, device: torch.device) -> tuple[float, float]:
+    """Validation accuracy (%) and mean cross-entropy, in fp32. Under DDP each rank scores every
+    world_size-th sample and the sums are all-reduced, so every rank gets the same figures and
+    picks the same best epoch and the same early stop."""
+    r, w = distributed.rank(), distributed.world_size()
+    correct = loss = 0.0
+    if len(x[r::w]):  # more processes than validation samples leaves some with none
+        logits = predict_logits(model, x[r::w], device)
+        yt = torch.as_tensor(y[r::w])
+        correct = float((logits.argmax(1) == yt).sum())
+        loss = float(nn.functional.cross_entropy(logits, yt, reduction="none").double().sum())
+    correct, loss = distributed.all_reduce_sum([correct, loss])
+    return correct / len(y) * 100, loss / len(y)
 
 
 def fit(
@@ -158,65 +180,77 @@ def fit(
     progress: bool = True,
     desc: str = "train",
 ) -> FitResult:
-    """Train `model` on `data` (a Dataset) and return the weights of the best validation epoch.
+    """Train `model` on `data` (a Dataset) and return the weights of the best validation epoch;
+    `model` is left holding them, on the training device.
 
-    `loss_fn(logits, targets, inputs)` replaces cross-entropy (distillation passes its own).
+    `loss_fn(logits, targets, inputs)` replaces cross-entropy (distillation passes its own). It
+    is called inside autocast, on this rank's share of the batch (`inputs` as the model saw them,
+    augmented, on the device). Under DDP `model` is wrapped for the forward pass only: its own
+    forward must give the logits, every trainable parameter must get a gradient at every step
+    (parameters used in `loss_fn`, such as a projection, count), and a module `loss_fn` runs on
+    its own (a frozen teacher) stays outside the wrapper.
     """
     from tqdm.auto import tqdm
 
     seed_everything(o.seed)
+    rank, world = distributed.rank(), distributed.world_size()
+    if o.batch_size % world:
+        raise distributed.collective_error(ConfigError(
+            f"{desc}: field 'batch_size': {o.batch_size} does not split evenly over {world} "
+            f"processes; use a multiple of {world} (batch_size is the global batch)"))
     device = resolve_device(o.device)
+    amp = MixedPrecision(o.precision, device)
     model.to(device)
-    x = torch.as_tensor(data.x_train)
-    y = torch.as_tensor(data.y_train).to(device)
-    n = len(x)
+    net = distributed.wrap(model, device)
+    x_train = data.x_train
+    batches = TrainBatches(
+        x_train, data.y_train, device, rank=rank, world=world, max_shift=o.augment_shift,
+        workers=loader_workers(o.num_workers, device, x_train.nbytes,
+                               distributed.local_world_size()))
+    n = len(x_train)
     steps = max(1, math.ceil(n / o.batch_size))
     opt, sched, per_step = _optimizer(model, o, steps)
     ce = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
     loss_fn = loss_fn or (lambda logits, target, _x: ce(logits, target))
+    # One generator for batches and augmentation, seeded alike on every rank: every rank draws
+    # the same global batches (see compress.batches).
     gen = torch.Generator().manual_seed(o.seed)
     weights = [p for p in model.parameters() if p.ndim > 1]
 
     best = ((-1.0, -math.inf), 0, copy.deepcopy(model.state_dict()))
     history, bad_epochs, stopped = [], 0, False
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     # disable=None: tqdm draws only on a terminal, so CI logs are not flooded with redraws.
     bar = tqdm(range(o.epochs), desc=desc, disable=None if progress else True, leave=False,
                unit="epoch")
     for epoch in bar:
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        total, count = 0.0, 0
-        for i in range(steps):
-            idx = perm[i * o.batch_size : (i + 1) * o.batch_size]
-            if len(idx) < 2 and n >= 2:
-                continue  # a batch of one breaks BatchNorm statistics
-            xb = x[idx]
-            if o.augment_shift:
-                xb = _shift(xb, o.augment_shift, gen)
-            xb = xb.to(device, non_blocking=True)
-            logits = model(xb)
-            loss = loss_fn(logits, y[idx], xb)
+        net.train()
+        plan = epoch_plan(n, o.batch_size, gen, world, o.augment_shift, x_train.ndim - 2)
+        # Summed on the device: reading the loss at every step would wait for the GPU.
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        count = 0
+        for xb, yb in batches.epoch(plan):
+            with amp.autocast():
+                logits = net(xb)
+                loss = loss_fn(logits, yb, xb)
             if o.l1:
                 loss = loss + o.l1 * sum(w.abs().sum() for w in weights)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            amp.step(loss, opt)
             if per_step:
                 sched.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        val_logits = predict_logits(model, data.x_val, device)
-        val_acc = accuracy_pct(val_logits, data.y_val)
-        val_loss = float(nn.functional.cross_entropy(val_logits, torch.as_tensor(data.y_val)))
+            total += loss.detach().double() * len(yb)
+            count += len(yb)
+        distributed.sync_buffers(model)
+        val_acc, val_loss = _evaluate(model, data.x_val, data.y_val, device)
         if sched is not None and not per_step:
             sched.step(val_acc) if o.schedule == "plateau" else sched.step()
+        total, count = distributed.all_reduce_sum([float(total), count])
         train_loss = total / max(count, 1)
         if not math.isfinite(train_loss):
-            raise StageError(
+            raise distributed.collective_error(StageError(
                 f"{desc}: training diverged at epoch {epoch + 1} (loss {train_loss}); "
-                "lower lr or use a schedule with warm-up (onecycle)"
-            )
+                "lower lr or use a schedule with warm-up (onecycle)"))
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 6),
                         "val_loss": round(val_loss, 6), "val_accuracy_pct": val_acc})
         bar.set_postfix(loss=f"{train_loss:.4f}", val_acc=f"{val_acc:.2f}%")
@@ -231,10 +265,14 @@ def fit(
             stopped = True
             break
     bar.close()
+    del net  # DDP's gradient hooks go with it; a later fit() on this model wraps it afresh
     model.load_state_dict(best[2])
     state = {k: v.detach().cpu() for k, v in best[2].items()}
+    wall = time.perf_counter() - t0
+    cpu = distributed.all_reduce_sum([time.process_time() - cpu0])[0]
     return FitResult(
         state_dict=state, best_epoch=best[1], epochs_run=len(history),
-        best_val_accuracy_pct=best[0][0], history=history,
-        wall_time_s=time.perf_counter() - t0, stopped_early=stopped,
+        best_val_accuracy_pct=best[0][0], history=history, wall_time_s=wall,
+        stopped_early=stopped, cpu_time_s=cpu, device=str(device), precision=o.precision,
+        world_size=world,
     )

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from compress.data import DigitsData, load_dataset
-from compress.errors import StageError
 from compress.models import build_model
-from compress.training import TrainOptions, _shift, fit, resolve_device
+from compress.training import TrainOptions, fit
 
 MLP = {"arch": "mlp", "hidden": [32]}
 
@@ -57,18 +56,3 @@ def test_early_stopping_keeps_the_best_epoch(digits):
     best = max(h["val_accuracy_pct"] for h in res.history)
     assert res.best_val_accuracy_pct == best
     assert res.history[res.best_epoch - 1]["val_accuracy_pct"] == best
-
-
-def test_cuda_unavailable_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(StageError, match="no CUDA device is available"):
-        resolve_device("cuda")
-    assert resolve_device("auto").type == "cpu"
-
-
-def test_shift_translates_with_edge_fill():
-    x = torch.arange(10.0).reshape(1, 1, 10).repeat(50, 1, 1)
-    out = _shift(x, 2, torch.Generator().manual_seed(0))
-    assert out.shape == x.shape
-    firsts = set(out[:, 0, 0].tolist())
-    assert firsts <= {0.0, 1.0, 2.0} and len(firsts) > 1  # shifted by -2..2, edges replicated

@@ -88,11 +88,11 @@ def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
         metrics["without_teacher_val_accuracy_pct"] = alone_result.best_val_accuracy_pct
         metrics["distillation_gain_pts"] = round(metrics["test_accuracy_pct"] - alone_acc, 4)
         metrics["train_wall_time_s"] = round(result.wall_time_s + alone_result.wall_time_s, 3)
+        metrics["train_cpu_time_s"] = round(result.cpu_time_s + alone_result.cpu_time_s, 3)
         history["without_teacher"] = alone_result.history
 
     student.cpu()
-    stable = {k: v for k, v in metrics.items() if k != "train_wall_time_s"}
-    payload = checkpoint_payload(student, cfg.model, data, ctx.data_cfg, cfg, stable)
+    payload = checkpoint_payload(student, cfg.model, data, ctx.data_cfg, cfg, metrics)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
     artifacts.write_json(ctx.out_dir / "history.json", history)
     return StageResult(primary="model.pt", metrics=metrics)

@@ -47,6 +47,7 @@ class QatConfig(StageConfig, TrainOptions, DistillOptions):
 
 METRICS = ("test_accuracy_pct", "val_accuracy_pct", "input_test_accuracy_pct",
            "fake_quant_test_accuracy_pct", "setting", "best_epoch", "train_wall_time_s",
+           "train_cpu_time_s",
            "accuracy_change_pts", "int8_weight_fraction", "size_bytes")
 
 
@@ -96,6 +97,7 @@ def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
         "setting": setting.name,
         "best_epoch": result.best_epoch,
         "train_wall_time_s": round(result.wall_time_s, 3),
+        "train_cpu_time_s": round(result.cpu_time_s, 3),
     }
     metrics["accuracy_change_pts"] = round(metrics["test_accuracy_pct"] - before, 4)
     metrics["int8_weight_fraction"] = round(int8_weight_fraction(out), 4)

@@ -16,12 +16,19 @@ from compress.stages.base import StageConfig, StageContext, StageResult, registe
 from compress.training import TrainOptions, accuracy_pct, fit, predict_logits, seed_everything
 
 METRICS = ("test_accuracy_pct", "val_accuracy_pct", "best_epoch", "epochs_run", "stopped_early",
-           "params", "train_wall_time_s", "device", "train_samples", "test_samples")
+           "params", "train_wall_time_s", "train_cpu_time_s", "device", "precision",
+           "world_size", "train_samples", "test_samples")
 
 
 class TrainConfig(StageConfig, TrainOptions):
     stage: Literal["train"] = "train"
     model: ModelSpec = Field(default_factory=ResNetSpec, description="architecture to train")
+
+
+# Metrics that differ between two runs of the same config: kept out of checkpoints, so that
+# retraining with the same seed gives the same bytes (and later stages stay cached). They are
+# in metrics.json and the manifest, where the energy estimate of the measurement code reads them.
+VOLATILE_METRICS = ("train_wall_time_s", "train_cpu_time_s")
 
 
 def checkpoint_payload(model, spec, data, data_cfg, cfg, metrics) -> dict:
@@ -34,7 +41,7 @@ def checkpoint_payload(model, spec, data, data_cfg, cfg, metrics) -> dict:
         "preprocessing": data.preprocessing(),
         "data": data_cfg.model_dump(mode="json"),
         "config": cfg.model_dump(mode="json"),
-        "metrics": metrics,
+        "metrics": {k: v for k, v in metrics.items() if k not in VOLATILE_METRICS},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
 
@@ -50,7 +57,10 @@ def fit_metrics(model, data, result) -> dict:
         "stopped_early": result.stopped_early,
         "params": count_params(model),
         "train_wall_time_s": round(result.wall_time_s, 3),
-        "device": str(device),
+        "train_cpu_time_s": round(result.cpu_time_s, 3),
+        "device": result.device,
+        "precision": result.precision,
+        "world_size": result.world_size,
         "train_samples": len(data.x_train),
         "test_samples": len(data.x_test),
     }
@@ -65,10 +75,7 @@ def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
     result = fit(model, data, cfg, progress=ctx.progress, desc=ctx.stage_id)
     metrics = fit_metrics(model, data, result)
     model.cpu()
-    # Wall time stays out of the checkpoint so that retraining with the same seed gives the
-    # same bytes (and later stages stay cached); it is in metrics.json and the manifest.
-    stable = {k: v for k, v in metrics.items() if k != "train_wall_time_s"}
-    payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, stable)
+    payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, metrics)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
     artifacts.write_json(ctx.out_dir / "history.json", result.history)
     return StageResult(primary="model.pt", metrics=metrics)

@@ -30,4 +30,9 @@ def test_history_and_metrics_are_written(tiny_run):
     metrics = summary.manifest["stages"]["teacher"]["metrics"]
     assert (root / "teacher" / "history.json").is_file()
     assert metrics["epochs_run"] == 2 and metrics["device"] == "cpu"
+    assert metrics["precision"] == "fp32" and metrics["world_size"] == 1
+    assert metrics["train_cpu_time_s"] > 0
+    # timings differ from run to run: kept out of the checkpoint, so its bytes do not
+    ckpt = load_checkpoint(root / "teacher" / "model.pt")
+    assert "train_wall_time_s" not in ckpt["metrics"] and "train_cpu_time_s" not in ckpt["metrics"]
     assert metrics["params"] == 64 * 32 + 32 + 32 * 10 + 10
