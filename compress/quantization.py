@@ -47,13 +47,17 @@ class Setting:
     activation_type: str  # uint8 | int8 (static only)
     fmt: str  # qdq | qoperator
     per_channel: bool = True
+    # 7-bit weights: on x86 without VNNI, u8 x s8 products are summed in pairs into int16
+    # (vpmaddubsw), which can saturate; one bit less of weight range avoids it.
+    reduce_range: bool = False
 
     @property
     def name(self) -> str:
+        suffix = "-w7" if self.reduce_range else ""
         if self.mode == "dynamic":
-            return f"dynamic-{self.fmt}-w8"
+            return f"dynamic-{self.fmt}-w8" if not suffix else f"dynamic-{self.fmt}{suffix}"
         act = "u8" if self.activation_type == "uint8" else "s8"
-        return f"{self.fmt}-{act}s8"
+        return f"{self.fmt}-{act}s8{suffix}"
 
 
 class _Reader:
@@ -139,13 +143,14 @@ class Quantizer:
                 if setting.mode == "dynamic":
                     quantize_dynamic(str(self.float_path), str(out),
                                      per_channel=setting.per_channel, weight_type=QuantType.QInt8,
+                                     reduce_range=setting.reduce_range,
                                      nodes_to_exclude=list(exclude) or None)
                 else:
                     self.reader.rewind()
                     args = self._calibration_args()
                     quantize_static(
                         str(self.float_path), str(out), self.reader, quant_format=fmt,
-                        per_channel=setting.per_channel,
+                        per_channel=setting.per_channel, reduce_range=setting.reduce_range,
                         activation_type=types[setting.activation_type],
                         weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude) or None,
                         calibrate_method=args["calibrate_method"],

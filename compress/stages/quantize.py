@@ -49,6 +49,14 @@ class QuantizeConfig(StageConfig):
         "qdq", description="QDQ (portable) or QOperator (QLinear* ops); auto = measure both"
     )
     per_channel: bool = Field(True, description="one int8 scale per output channel of a weight")
+    reduce_range: Literal["auto", "true", "false"] = Field(
+        "auto", description="7-bit weights (avoids int16 saturation of uint8 x int8 on x86 "
+        "without VNNI); auto = measure with and without, for uint8 activations"
+    )
+    select_tolerance_pct: float = Field(
+        3.0, ge=0, le=100, description="settings within this much of the fastest count as "
+        "equally fast; among them the most accurate (val) wins"
+    )
     max_accuracy_drop_pts: float | None = Field(
         None, ge=0, le=100, description="accuracy-aware: exclude the most sensitive nodes from "
         "quantization until val accuracy is within this many points of fp32"
@@ -72,11 +80,18 @@ class QuantizeConfig(StageConfig):
 
 
 def candidate_settings(cfg: QuantizeConfig) -> list[Setting]:
+    ranges = {"auto": [False, True], "true": [True], "false": [False]}[cfg.reduce_range]
     if cfg.mode == "dynamic":
-        return [Setting("dynamic", "uint8", "qoperator", cfg.per_channel)]
+        return [Setting("dynamic", "uint8", "qoperator", cfg.per_channel, r) for r in ranges]
     acts = ["uint8", "int8"] if cfg.activation_type == "auto" else [cfg.activation_type]
     fmts = ["qdq", "qoperator"] if cfg.format == "auto" else [cfg.format]
-    return [Setting("static", a, f, cfg.per_channel) for f in fmts for a in acts]
+    out = []
+    for f in fmts:
+        for a in acts:
+            # Saturation is a uint8-activation issue; int8 x int8 kernels do not pair-sum.
+            for r in (ranges if a == "uint8" else [cfg.reduce_range == "true"]):
+                out.append(Setting("static", a, f, cfg.per_channel, r))
+    return out
 
 
 class _Evaluator:
@@ -199,10 +214,14 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     eligible = [c for c in candidates if budget is None or c["val_drop_pts"] <= budget]
     trials: list[dict] = []
     if eligible:
-        chosen = max(eligible, key=lambda c: c["speedup_score"])
-        why = "fastest setting (geometric-mean speed-up over fp32 at batch sizes " \
-              f"{cfg.select_batch_sizes})" + ("" if budget is None else
-                                              f" within the {budget} pt val-accuracy budget")
+        fastest = max(c["speedup_score"] for c in eligible)
+        near = [c for c in eligible
+                if c["speedup_score"] >= fastest * (1 - cfg.select_tolerance_pct / 100)]
+        chosen = max(near, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
+        why = (f"most accurate (val) of the settings within {cfg.select_tolerance_pct:g} % of "
+               "the fastest (geometric-mean speed-up over fp32 at batch sizes "
+               f"{cfg.select_batch_sizes})"
+               + ("" if budget is None else f", within the {budget} pt val-accuracy budget"))
     else:
         start = max(candidates, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
         setting = next(s for s in candidate_settings(cfg) if s.name == start["setting"])

@@ -51,12 +51,15 @@ def test_settings_are_chosen_by_measured_latency(compress_run):
     # execute
     report = artifacts.read_json(root / "student_int8" / "quantize.json")
     meta = read_metadata(root / "student_int8" / "model.onnx")
-    # assert: both activation types measured against fp32 at both batch sizes; the fastest won
+    # assert: every activation type / weight range measured against fp32 at both batch sizes;
+    # the chosen one is the most accurate among those within 3 % of the fastest
     names = {c["setting"] for c in report["candidates"]}
-    assert names == {"qdq-u8s8", "qdq-s8s8"}
+    assert names == {"qdq-u8s8", "qdq-u8s8-w7", "qdq-s8s8"}
     for c in report["candidates"]:
         assert set(c["latency"]) == {"b1", "b64"} and c["latency"]["b1"]["speedup"] > 0
-    best = max(report["candidates"], key=lambda c: c["speedup_score"])
+    fastest = max(c["speedup_score"] for c in report["candidates"])
+    near = [c for c in report["candidates"] if c["speedup_score"] >= 0.97 * fastest]
+    best = max(near, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
     assert report["chosen"]["setting"] == best["setting"] == meta["compress.quantization"][
         "setting"]
     assert "fastest" in report["why"]
