@@ -25,6 +25,7 @@ from compress import artifacts
 from compress.config import PipelineConfig
 from compress.errors import CompressError, ConfigError, StageError
 from compress.gates import evaluate_gates
+from compress.measure.energy import EnergyMeter
 from compress.measure.system import cpu_info, versions
 from compress.stages import STAGES, Artifact, StageContext
 
@@ -64,13 +65,17 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def cache_key(cfg, inputs: dict[str, Artifact], data_hash: str) -> str:
-    return artifacts.sha256_json({
+def cache_key(cfg, inputs: dict[str, Artifact], data_hash: str, pipeline=None) -> str:
+    payload = {
         "stage": cfg.hash_payload(),
         "inputs": {k: a.sha256 for k, a in sorted(inputs.items())},
         "data": data_hash,
         "code": code_fingerprint(),
-    })
+    }
+    # Pipeline-level sections a stage reads (the bench reads `energy`) are part of its key only.
+    for name in getattr(cfg, "pipeline_settings", ()):
+        payload[name] = getattr(pipeline, name).model_dump(mode="json") if pipeline else None
+    return artifacts.sha256_json(payload)
 
 
 @contextlib.contextmanager
@@ -182,6 +187,7 @@ def run_pipeline(
             "data_sha256": data_hash,
             "versions": versions(),
             "cpu": cpu_info(),
+            "energy": cfg.energy.model_dump(mode="json"),
             "started_at": _now(),
             "stages": {},
         }
@@ -190,7 +196,7 @@ def run_pipeline(
         for st in cfg.stages:
             refs = [r for ids in st.referenced_ids().values() for r in ids]
             inputs = {r: done[r] for r in refs}
-            key = cache_key(st, inputs, data_hash)
+            key = cache_key(st, inputs, data_hash, cfg)
             prev = old.get(st.id)
             stage_dir = root / st.id
             if not force and prev and prev.get("cache_key") == key and outputs_intact(root, prev):
@@ -200,9 +206,11 @@ def run_pipeline(
             else:
                 log(f"[{st.id}] running {st.stage} ...")
                 ctx = StageContext(stage_id=st.id, out_dir=stage_dir, data_cfg=cfg.data,
-                                   inputs=inputs, pipeline=cfg.name, progress=progress)
+                                   inputs=inputs, pipeline=cfg.name, progress=progress,
+                                   energy=cfg.energy)
                 t0 = time.perf_counter()
-                result = execute_stage(st, ctx, stage_dir)
+                with EnergyMeter(cfg.energy) as meter:
+                    result = execute_stage(st, ctx, stage_dir)
                 wall = time.perf_counter() - t0
                 entry = {
                     "stage": st.stage,
@@ -215,6 +223,7 @@ def run_pipeline(
                     "outputs": _describe_outputs(root, stage_dir),
                     "metrics": result.metrics,
                     "wall_time_s": round(wall, 3),
+                    "energy": meter.result,
                     "finished_at": _now(),
                 }
                 ran.append(st.id)
@@ -235,9 +244,9 @@ def run_pipeline(
         manifest["gates"] = gate_results
         manifest["finished_at"] = _now()
         artifacts.write_json(manifest_path, manifest)
-        from compress.report.markdown import pipeline_report
+        from compress.report import write_report
 
-        artifacts.write_text(root / "report.md", pipeline_report(manifest, root))
+        write_report(root, manifest)
         summary = RunSummary(root=root, manifest=manifest, ran=ran, cached=cached)
     failed = [g for g in gate_results if not g["passed"]]
     if failed:
@@ -257,7 +266,8 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_single(cfg, data_cfg, inputs: dict[str, Artifact], out_dir: str | Path) -> dict:
+def run_single(cfg, data_cfg, inputs: dict[str, Artifact], out_dir: str | Path,
+               energy=None) -> dict:
     """Run one stage outside a pipeline (the `compress <stage>` commands) into `out_dir`."""
     out_dir = Path(out_dir)
     try:
@@ -267,5 +277,5 @@ def run_single(cfg, data_cfg, inputs: dict[str, Artifact], out_dir: str | Path) 
     if not os.access(out_dir.parent, os.W_OK):
         raise ConfigError(f"{out_dir.parent}: not writable; choose another --out")
     ctx = StageContext(stage_id=cfg.id, out_dir=out_dir, data_cfg=data_cfg, inputs=inputs,
-                       pipeline="", progress=True)
+                       pipeline="", progress=True, energy=energy)
     return execute_stage(cfg, ctx, out_dir).metrics
