@@ -17,6 +17,9 @@ from compress.report.summary import (
 
 COLORS = {"model": "#1f77b4", "peer": "#ff7f0e", "checkpoint": "#7f7f7f", "ONNX": "#1f77b4"}
 DPI = 120
+# Below the axes, so that a legend never hides a bar.
+LEGEND_BELOW = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.18), "ncol": 3, "fontsize": 8,
+                "frameon": False}
 
 
 def _figure(width: float, height: float):
@@ -72,9 +75,10 @@ def plot_accuracy_latency(bench: dict, path: Path) -> None:
     ax.plot(fx, fy, "o", ms=16, mfc="none", mec="#2ca02c", mew=2,
             label="Pareto front (no model both faster and more accurate)",
             linestyle="--", color="#2ca02c")
-    for r in rows:
+    # Labels alternate above and below in latency order, so that neighbours do not overlap.
+    for i, r in enumerate(sorted(rows, key=lambda r: r["p50_small_ms"])):
         ax.annotate(r["model"], (r["p50_small_ms"], r["accuracy_pct"]), fontsize=8,
-                    textcoords="offset points", xytext=(7, 7))
+                    textcoords="offset points", xytext=(6, 9 if i % 2 == 0 else -15))
     lats = [p[0] for p in points.values()]
     if max(lats) / max(min(lats), 1e-9) > 8:
         from matplotlib.ticker import FuncFormatter, LogLocator
@@ -92,7 +96,7 @@ def plot_accuracy_latency(bench: dict, path: Path) -> None:
     ax.set_ylabel("test accuracy (%, higher is better)")
     ax.set_title(f"Accuracy vs latency ({bench.get('cpu', {}).get('cpu_model', 'CPU')})")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     _save(fig, path)
 
 
@@ -120,7 +124,7 @@ def plot_sizes(manifest: dict, bench: dict | None, path: Path) -> None:
     ax.legend(handles=[Patch(color=COLORS["checkpoint"], label="PyTorch checkpoint (.pt)"),
                        Patch(color=COLORS["ONNX"], label="ONNX model"),
                        Patch(facecolor="white", edgecolor="black", hatch="//",
-                             label="peer baseline")], loc="lower right", fontsize=8)
+                             label="peer baseline")], **LEGEND_BELOW)
     _save(fig, path)
 
 
@@ -150,7 +154,7 @@ def plot_energy(bench: dict, path: Path) -> None:
 
         handles.append(Line2D([], [], color="black", marker="|", linestyle="-",
                               label="power-model uncertainty"))
-    ax.legend(handles=handles, loc="lower right", fontsize=8)
+    ax.legend(handles=handles, **LEGEND_BELOW)
     _save(fig, path)
 
 
@@ -172,7 +176,7 @@ def plot_stage_energy(manifest: dict, path: Path) -> None:
     methods = "; ".join(sorted({r["label"] for r in rows}))
     ax.set_title(f"Energy per pipeline stage\nmethod: {methods}", fontsize=10)
     ax.set_xlim(0, max([v + u for v, u in zip(values, unc, strict=True)] or [1]) * 1.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(**LEGEND_BELOW)
     _save(fig, path)
 
 
