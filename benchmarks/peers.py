@@ -3,10 +3,12 @@
 the same teacher and test split, measured in one interleaved bench run.
 
     python benchmarks/peers.py [digits|mnist1d|PIPELINE.yaml ...] [--out exported] [--force]
+                               [--no-run]
 
-Runs each pipeline (stages already run and unchanged come from the cache; --force reruns them),
-then writes benchmarks/results/peers-<pipeline>.{md,json}: the summary table, how every figure
-was measured, the CPU (model, ISA flags) and library versions.
+Runs each pipeline (stages already run and unchanged come from the cache; --force reruns them;
+--no-run only reads the results a previous run left under --out), then writes
+benchmarks/results/peers-<pipeline>.{md,json}: the summary table, how every figure was measured,
+the CPU (model, ISA flags) and library versions.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> None:
     ap.add_argument("pipelines", nargs="*", default=["digits"])
     ap.add_argument("--out", default=str(REPO / "exported"), help="pipeline output root")
     ap.add_argument("--force", action="store_true", help="rerun every stage")
+    ap.add_argument("--no-run", action="store_true", help="read the results already under --out")
     args = ap.parse_args()
 
     out = HERE / "results"
@@ -41,12 +44,17 @@ def main() -> None:
         benches = [s for s in cfg.stages if s.stage == "bench" and s.peers is not None]
         if not benches:
             raise SystemExit(f"{path}: no bench stage with `peers:`; nothing to compare")
-        summary = run_pipeline(cfg, args.out, force=args.force, progress=False, source=str(path),
-                               log=lambda m: print(m, flush=True))
-        write_report(summary.root, summary.manifest)
+        if args.no_run:
+            root = Path(args.out) / cfg.name
+            manifest = json.loads((root / "manifest.json").read_text())
+        else:
+            summary = run_pipeline(cfg, args.out, force=args.force, progress=False,
+                                   source=str(path), log=lambda m: print(m, flush=True))
+            root, manifest = summary.root, summary.manifest
+        write_report(root, manifest)
         bench_id = benches[-1].id
-        bench = json.loads((summary.root / bench_id / "bench.json").read_text())
-        date = dt.date.today().isoformat()
+        bench = json.loads((root / bench_id / "bench.json").read_text())
+        date = manifest.get("finished_at", dt.date.today().isoformat())[:10]
         md = "\n".join([
             f"# Peers: `{cfg.name}` ({date})", "",
             f"`python benchmarks/peers.py {spec}`; bench stage `{bench_id}` of {path.name}.", "",
@@ -57,8 +65,7 @@ def main() -> None:
             "pipeline": cfg.name, "date": date, "bench": bench_id,
             "summary": summary_rows(bench), "method": bench["method"], "cpu": bench["cpu"],
             "versions": bench["versions"],
-            "stage_energy": {sid: st.get("energy") for sid, st in
-                             summary.manifest["stages"].items()},
+            "stage_energy": {sid: st.get("energy") for sid, st in manifest["stages"].items()},
         }, indent=2) + "\n")
         print(md)
         print(f"wrote {out / f'peers-{cfg.name}.md'} and .json")

@@ -60,9 +60,21 @@ def _quiet_root_logger():
         root.setLevel(level)
 
 
+def _defaults(fn) -> dict[str, str]:
+    """The keyword defaults of an ORT quantization function, as this ORT version has them."""
+    import inspect
+
+    return {name: str(p.default) for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty and p.default is not None}
+
+
 def quantize_peers(fp32_onnx: Path, x_train: np.ndarray, samples: int, seed: int,
-                   out_dir: Path) -> dict[str, Path]:
-    """Write `peer_ort_static.onnx` and `peer_ort_dynamic.onnx` under `out_dir`."""
+                   out_dir: Path) -> tuple[dict[str, Path], dict[str, dict]]:
+    """Write `peer_ort_static.onnx` and `peer_ort_dynamic.onnx` under `out_dir`.
+
+    Returns:
+        (paths by peer id, what each call used: its defaults and, for static, the calibration).
+    """
     from onnxruntime.quantization import CalibrationDataReader, quantize_dynamic, quantize_static
 
     from compress.measure.ort import make_session
@@ -93,7 +105,13 @@ def quantize_peers(fp32_onnx: Path, x_train: np.ndarray, samples: int, seed: int
     except Exception as e:  # ORT's quantizer raises plain exceptions for unsupported graphs
         raise StageError(f"peers: onnxruntime.quantization failed on {fp32_onnx} "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
-    return paths
+    used = {
+        STATIC: {"defaults": _defaults(quantize_static), "pre_processing": "none",
+                 "calibration": {"samples": len(x), "split": "train", "seed": seed,
+                                 "batch_size": 32}},
+        DYNAMIC: {"defaults": _defaults(quantize_dynamic), "pre_processing": "none"},
+    }
+    return paths, used
 
 
 def check_peer_onnx(onnx_path: Path, checkpoint_sha256: str, onnx_id: str, ckpt_id: str) -> None:

@@ -109,7 +109,7 @@ class _Candidate:
     def bind(self, x: np.ndarray, threads: int):
         if self.torch is not None:
             return self.torch.bind(x)
-        if threads not in self.sessions:
+        if threads not in self.sessions:  # one session per thread setting, reused per batch
             self.sessions = {threads: ort_measure.make_session(self.path, threads)}
         session = self.sessions[threads]
         # partial calls session.run from C: no Python frame inside the timed region.
@@ -154,17 +154,13 @@ def _candidates(cfg: BenchConfig, ctx: StageContext, data) -> dict[str, _Candida
         "params": count_params(eager.model), "latency": {},
     }, ckpt.path, torch=eager)
     seed = getattr(ctx.data_cfg, "seed", 0)
-    paths = quantize_peers(fp32.path, data.x_train, p.calibration_samples, seed,
-                           ctx.out_dir / "peers")
+    paths, used = quantize_peers(fp32.path, data.x_train, p.calibration_samples, seed,
+                                 ctx.out_dir / "peers")
     for name in (STATIC, DYNAMIC):
         rec = _onnx_record(paths[name], artifacts.sha256_file(paths[name]), data, "peer",
                            LABELS[name])
         rec["path"] = f"peers/{paths[name].name}"  # relative: the stage folder is renamed
-        out[name] = _Candidate(rec, paths[name])
-    out[STATIC].record["calibration"] = {
-        "samples": min(p.calibration_samples, len(data.x_train)), "split": "train",
-        "seed": seed, "method": "MinMax", "format": "QDQ", "activations": "QInt8",
-        "weights": "QInt8", "per_channel": False, "pre_processing": "none (the default)"}
+        out[name] = _Candidate({**rec, "quantization": used[name]}, paths[name])
     return out
 
 

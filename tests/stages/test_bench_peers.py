@@ -53,8 +53,11 @@ def test_four_peers_are_built_and_measured_in_the_same_run(peers_run):
     teacher = summary.manifest["stages"]["teacher"]["metrics"]
     assert models[TORCH]["accuracy_pct"] == pytest.approx(teacher["test_accuracy_pct"])
     assert models[TORCH]["runtime"] == "torch" and models[TORCH]["memory"]["runtime"] == "torch"
-    calib = models[STATIC]["calibration"]
-    assert calib["samples"] == 64 and calib["method"] == "MinMax" and calib["format"] == "QDQ"
+    used = models[STATIC]["quantization"]
+    assert used["calibration"]["samples"] == 64
+    assert "MinMax" in used["defaults"]["calibrate_method"]
+    assert "QDQ" in used["defaults"]["quant_format"]
+    assert used["defaults"]["per_channel"] == "False"
     assert summary.manifest["gates"][0]["passed"]
     assert "fresh process" in bench["method"]["memory"]
     flat = summary.manifest["stages"]["bench"]["metrics"]
