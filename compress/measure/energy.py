@@ -217,6 +217,7 @@ class EnergyMeter:
         gpu_why = f"GPU: {nvml_why}" + (", idle power subtracted" if self.nvml else "")
         self.why = f"{cpu_why}; {gpu_why}"
         self.result: dict | None = None
+        self.idle: dict[str, float] = {}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -233,7 +234,6 @@ class EnergyMeter:
         return _IDLE_W[key]
 
     def start(self) -> EnergyMeter:
-        self.idle = {}
         if self.rapl:
             self.idle["rapl"] = self._idle_w(("rapl", tuple(z[1] for z in self.rapl.zones)),
                                              self.rapl)
