@@ -26,8 +26,7 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/compress run pipelines/digits.yaml > /dev/null
 	@echo
-	@cat exported/digits/report.md
-	@echo "report: exported/digits/report.md"
+	@$(BIN)/compress report exported/digits --summary
 
 lint: $(STAMP)
 	$(BIN)/ruff check compress tests benchmarks

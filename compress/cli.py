@@ -17,6 +17,7 @@ from compress import __version__
 from compress.cli_options import YamlValue, build_config, config_options
 from compress.distributed import rank_prefix
 from compress.errors import CompressError, GateError, MirroredError
+from compress.measure.energy import EnergyConfig
 
 
 class CompressGroup(click.Group):
@@ -87,13 +88,21 @@ def cli(debug: bool) -> None:
     path_type=Path), help="root folder; artifacts go to OUT/<pipeline name>/<stage id>/")
 @click.option("--force", is_flag=True, help="rerun every stage, ignoring the cache")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
-def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool) -> None:
-    """Run the pipeline in PIPELINE (YAML), skipping stages whose inputs did not change."""
+@config_options(EnergyConfig, skip=set())
+def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, **energy) -> None:
+    """Run the pipeline in PIPELINE (YAML), skipping stages whose inputs did not change.
+
+    The energy options override the pipeline's `energy:` section."""
     from compress import distributed
     from compress.config import load_pipeline
     from compress.runner import run_pipeline
 
     cfg = load_pipeline(pipeline)
+    given = {k: v for k, v in energy.items() if v is not None}
+    if given:
+        merged = {**cfg.energy.model_dump(exclude_unset=True), **given}
+        cfg = cfg.model_copy(update={"energy": build_config(EnergyConfig, "compress run",
+                                                            merged)})
     with _process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
         main = distributed.is_main()
         try:
@@ -157,13 +166,13 @@ def _process_group(opts, stages, source: str):
     return distributed.process_group(opts)
 
 
-def _run_standalone(cfg, data_cfg, inputs, out: Path) -> None:
+def _run_standalone(cfg, data_cfg, inputs, out: Path, energy=None) -> None:
     from compress import distributed
     from compress.runner import run_single
 
     source = f"compress {cfg.stage}"
     with _process_group(distributed.pipeline_options([cfg], source), [cfg], source):
-        metrics = run_single(cfg, data_cfg, inputs, out)
+        metrics = run_single(cfg, data_cfg, inputs, out, energy=energy)
         if not distributed.is_main():
             return
     for k, v in metrics.items():
@@ -281,43 +290,68 @@ def quantize(model: Path, out: Path, data, **values) -> None:
 @click.option("--data", "data", type=YamlValue(), default=None,
               help="data to test on; default: the data recorded in the first model's metadata")
 @config_options(_stage_cls("bench"), skip={"id", "stage", "models"})
+@config_options(EnergyConfig, skip=set())
 def bench(models: tuple[Path, ...], out: Path, data, **values) -> None:
-    """Benchmark ONNX MODELS side by side in ONNX Runtime (first one is the baseline)."""
+    """Benchmark ONNX MODELS side by side in ONNX Runtime (first one is the baseline).
+
+    --peers '{checkpoint: teacher/model.pt, onnx: teacher.onnx}' (paths) adds the PyTorch eager
+    and ORT quantize_static / quantize_dynamic baselines of that teacher."""
     from compress import artifacts
     from compress.errors import ConfigError
     from compress.measure.ort import read_metadata
     from compress.stages import Artifact
 
+    def artifact(path: Path, kind: str, what: str) -> Artifact:
+        if not path.is_file():
+            raise ConfigError(f"compress bench: {path}: {what} not found")
+        name = path.parent.name if path.stem == "model" and path.parent.name else path.stem
+        name = next((n for n, a in names.items() if a.path == path), None) or (
+            f"{name}-{len(names)}" if name in names else name)
+        return Artifact(name, kind, path, artifacts.sha256_file(path))
+
     names: dict[str, Artifact] = {}
     for path in models:
-        name = path.parent.name if path.name == "model.onnx" and path.parent.name else path.stem
-        if name in names:
-            name = f"{name}-{len(names)}"
-        if not path.is_file():
-            raise ConfigError(f"compress bench: {path}: ONNX model not found")
-        names[name] = Artifact(name, "onnx", path, artifacts.sha256_file(path))
+        art = artifact(path, "onnx", "ONNX model")
+        names[art.stage_id] = art
+    listed = list(names)
+    energy = {k: values.pop(k) for k in EnergyConfig.model_fields if k in values}
+    peers = values.get("peers")
+    if isinstance(peers, dict):  # on the command line the peers are paths, not stage ids
+        for key, kind, what in (("checkpoint", "checkpoint", "checkpoint"),
+                                ("onnx", "onnx", "ONNX model")):
+            if isinstance(peers.get(key), str):
+                art = artifact(Path(peers[key]), kind, what)
+                names[art.stage_id] = art
+                peers = {**peers, key: art.stage_id}
+        values["peers"] = peers
     if data is None:
         data = read_metadata(models[0]).get("compress.data")
         if data is None:
             raise ConfigError(f"compress bench: {models[0]} carries no data spec in its metadata; "
                               "pass --data")
     cfg = build_config(_stage_cls("bench"), "compress bench",
-                       {"id": "bench", "models": list(names), **values})
-    _run_standalone(cfg, _data_config(data, "compress bench: option "), names, out)
+                       {"id": "bench", "models": listed, **values})
+    energy_cfg = build_config(EnergyConfig, "compress bench",
+                              {k: v for k, v in energy.items() if v is not None})
+    _run_standalone(cfg, _data_config(data, "compress bench: option "), names, out, energy_cfg)
     click.echo((out / "bench.md").read_text())
 
 
 @cli.command()
 @click.argument("folder", type=click.Path(path_type=Path))
-def report(folder: Path) -> None:
-    """Write FOLDER/report.md from a pipeline's manifest and print it."""
-    from compress import artifacts
+@click.option("--summary", is_flag=True, help="print only the summary table and the paths")
+def report(folder: Path, summary: bool) -> None:
+    """Write FOLDER/report.md, report.json and PNG plots from a pipeline's outputs; print it."""
     from compress.integrity import read_manifest
-    from compress.report.markdown import pipeline_report
+    from compress.report import write_report
 
-    text = pipeline_report(read_manifest(folder), folder)
-    artifacts.write_text(folder / "report.md", text)
-    click.echo(text)
+    out = write_report(folder, read_manifest(folder))
+    if not summary:
+        click.echo(out["markdown"])
+        return
+    click.echo(out["summary"] or "(no bench stage: nothing to summarise)")
+    click.echo(f"\nreport: {folder / 'report.md'} (plots and report.json beside it: "
+               f"{', '.join(out['files'][1:])})")
 
 
 @cli.command()

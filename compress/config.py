@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from compress.data import DataConfig
 from compress.distributed import pipeline_options
 from compress.errors import ConfigError
+from compress.measure.energy import EnergyConfig
 from compress.stages import STAGES
 from compress.stages.base import ID_PATTERN, metric_names
 
@@ -88,6 +89,8 @@ class PipelineConfig(BaseModel):
     data: DataConfig
     stages: list[StageUnion] = Field(min_length=1)
     gates: GatesConfig | None = None
+    energy: EnergyConfig = Field(default_factory=EnergyConfig,
+                                 description="power model, idle power, grid carbon intensity")
 
 
 _TAGS = ("stage", "source", "arch")
@@ -178,7 +181,7 @@ def format_validation_error(source: str, raw: Any, err: ValidationError) -> str:
         item = raw["stages"][path[1]]
         sid = item.get("id") if isinstance(item, dict) else None
         head, rest = (f"stage '{sid}'" if sid else f"stages[{path[1]}]"), path[2:]
-    elif path and path[0] in ("data", "gates"):
+    elif path and path[0] in ("data", "gates", "energy"):
         head, rest = path[0], path[1:]
     field = ".".join(str(p) for p in rest)
     msg = error_message(e, path, class_at(PipelineConfig, raw, path) if path else None)
@@ -263,9 +266,10 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                                   "latency and size read a bench stage")
             for fld in ("baseline", "candidate"):
                 mid = getattr(g, fld)
-                if mid is not None and mid not in bench.models:
+                known = bench.model_ids()  # peers too: "at least 2x faster than ORT's int8"
+                if mid is not None and mid not in known:
                     raise ConfigError(f"{source}: gates, field '{fld}': '{mid}' is not among "
-                                      f"bench '{bench.id}' models ({', '.join(bench.models)})")
+                                      f"bench '{bench.id}' models ({', '.join(known)})")
             if g.batch_size not in bench.batch_sizes or g.threads not in bench.threads:
                 raise ConfigError(f"{source}: gates: bench '{bench.id}' does not measure batch "
                                   f"{g.batch_size} with {g.threads} thread(s); add them to its "

@@ -32,6 +32,7 @@ from compress.devices import runtime_problem
 from compress.errors import CompressError, ConfigError, StageError
 from compress.gates import evaluate_gates
 from compress.integrity import MANIFEST, leftovers, outputs_intact
+from compress.measure.energy import EnergyMeter
 from compress.measure.system import cpu_info, versions
 from compress.stages import STAGES, Artifact, StageContext
 from compress.training import train_options_of
@@ -76,13 +77,17 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def cache_key(cfg, inputs: dict[str, Artifact], data_hash: str) -> str:
-    return artifacts.sha256_json({
+def cache_key(cfg, inputs: dict[str, Artifact], data_hash: str, pipeline=None) -> str:
+    payload = {
         "stage": cfg.hash_payload(),
         "inputs": {k: a.sha256 for k, a in sorted(inputs.items())},
         "data": data_hash,
         "code": code_fingerprint(),
-    })
+    }
+    # Pipeline-level sections a stage reads (the bench reads `energy`) are part of its key only.
+    for name in getattr(cfg, "pipeline_settings", ()):
+        payload[name] = getattr(pipeline, name).model_dump(mode="json") if pipeline else None
+    return artifacts.sha256_json(payload)
 
 
 def make_folder(folder: Path) -> list[Path]:
@@ -272,6 +277,7 @@ def run_pipeline(
             "versions": versions(),
             "cpu": cpu_info(),
             "world_size": distributed.world_size(),
+            "energy": cfg.energy.model_dump(mode="json"),
             "started_at": _now(),
             "stages": {},
         }
@@ -280,7 +286,7 @@ def run_pipeline(
         for st in cfg.stages:
             refs = [r for ids in st.referenced_ids().values() for r in ids]
             inputs = {r: done[r] for r in refs}
-            key = cache_key(st, inputs, data_hash)
+            key = cache_key(st, inputs, data_hash, cfg)
             prev = old.get(st.id)
 
             def is_cached(prev=prev, key=key) -> bool:
@@ -313,9 +319,9 @@ def run_pipeline(
             manifest["gates"] = gate_results
             manifest["finished_at"] = _now()
             artifacts.write_json(manifest_path, manifest)
-            from compress.report.markdown import pipeline_report
+            from compress.report import write_report
 
-            artifacts.write_text(root / "report.md", pipeline_report(manifest, root))
+            write_report(root, manifest)
             return gate_results
 
         gate_results = distributed.run_on_main(finish)
@@ -334,12 +340,14 @@ def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, r
                stage_dir: Path, progress: bool, log) -> dict:
     """Run one stage of a pipeline; its manifest entry, on every rank."""
     ctx = StageContext(stage_id=st.id, out_dir=stage_dir, data_cfg=cfg.data, inputs=inputs,
-                       pipeline=cfg.name, progress=progress)
+                       pipeline=cfg.name, progress=progress, energy=cfg.energy)
+    meter = EnergyMeter(cfg.energy)
 
     def on_main() -> dict:
         log(f"[{st.id}] running {st.stage} ...")
         t0 = time.perf_counter()
-        result = execute_stage(st, ctx, stage_dir)
+        with meter:
+            result = execute_stage(st, ctx, stage_dir)
         wall = time.perf_counter() - t0
         log(f"[{st.id}] done in {wall:.1f} s{_headline(result.metrics)}")
         return {
@@ -353,6 +361,7 @@ def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, r
             "outputs": _describe_outputs(root, stage_dir),
             "metrics": result.metrics,
             "wall_time_s": round(wall, 3),
+            "energy": meter.result,
             "finished_at": _now(),
         }
 
@@ -382,14 +391,15 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_single(cfg, data_cfg, inputs: dict[str, Artifact], out_dir: str | Path) -> dict:
+def run_single(cfg, data_cfg, inputs: dict[str, Artifact], out_dir: str | Path,
+               energy=None) -> dict:
     """Run one stage outside a pipeline (the `compress <stage>` commands) into `out_dir`; its
     metrics, on every rank under DDP."""
     out_dir = Path(out_dir)
     preflight([cfg], distributed.world_size(), f"compress {cfg.stage}")
     created = distributed.run_on_main(lambda: make_folder(out_dir.parent))
     ctx = StageContext(stage_id=cfg.id, out_dir=out_dir, data_cfg=data_cfg, inputs=inputs,
-                       pipeline="", progress=distributed.is_main())
+                       pipeline="", progress=distributed.is_main(), energy=energy)
     try:
         return _execute_everywhere(cfg, ctx, lambda: execute_stage(cfg, ctx, out_dir).metrics)
     except BaseException:

@@ -21,7 +21,8 @@ TINY_PIPELINE = {
          "epochs": 2, "batch_size": 128, "lr": 0.01, "device": "cpu"},
         {"id": "teacher_onnx", "stage": "export", "input": "teacher"},
         {"id": "bench", "stage": "bench", "models": ["teacher_onnx"], "batch_sizes": [1, 8],
-         "warmup_runs": 2, "min_runs": 5, "min_time_s": 0.0},
+         "warmup_runs": 2, "min_runs": 5, "min_time_s": 0.0, "energy_time_s": 0.1,
+         "memory": False},
     ],
 }
 

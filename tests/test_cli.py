@@ -122,3 +122,21 @@ def test_stage_command_option_errors_name_the_option(tmp_path):
     res = run_cli("export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "e"))
     assert res.returncode == 2 and "checkpoint not found" in res.stderr
     assert not (tmp_path / "t").exists() and not (tmp_path / "e").exists()
+
+
+def test_bench_command_takes_peers_and_a_power_model_as_paths_and_options(tiny_run, tmp_path):
+    # setup
+    root, _ = tiny_run
+    onnx_path, ckpt = root / "teacher_onnx" / "model.onnx", root / "teacher" / "model.pt"
+    # execute
+    res = run_cli("bench", str(onnx_path), "--out", str(tmp_path / "b"), "--batch-sizes", "1",
+                  "--min-runs", "5", "--min-time-s", "0", "--no-memory", "--energy-time-s",
+                  "0.1", "--peers", f"{{checkpoint: {ckpt}, onnx: {onnx_path}}}",
+                  "--watts-per-core", "5")
+    # assert
+    assert res.returncode == 0, res.stderr
+    bench = json.loads((tmp_path / "b" / "bench.json").read_text())
+    assert list(bench["models"]) == ["teacher_onnx", "peer_torch_fp32", "peer_ort_static",
+                                     "peer_ort_dynamic"]
+    energy = bench["models"]["teacher_onnx"]["energy"]["b1_t1"]
+    assert energy["power_model"]["watts_per_core"] == 5.0

@@ -169,3 +169,20 @@ def test_user_data_file_is_part_of_the_cache_key(tiny_pipeline, tmp_path):
     # assert
     assert first.ran == second.ran == ["teacher", "teacher_onnx", "bench"]
     assert second.manifest["stages"]["teacher"]["metrics"]["test_samples"] == 697
+
+
+def test_every_stage_records_its_energy_and_the_energy_settings_rerun_only_the_bench(
+        tiny_pipeline, tmp_path):
+    # setup
+    first = _run(tiny_pipeline, tmp_path)
+    # execute: another power model
+    tiny_pipeline["energy"] = {"watts_per_core": 10.0}
+    second = _run(tiny_pipeline, tmp_path)
+    # assert
+    for entry in first.manifest["stages"].values():
+        e = entry["energy"]
+        assert e["joules"] >= 0 and e["method"] == "estimate" and e["why"]
+    assert second.ran == ["bench"]
+    bench = second.manifest["stages"]["bench"]
+    assert bench["energy"]["power_model"]["watts_per_core"] == 10.0
+    assert second.manifest["energy"]["watts_per_core"] == 10.0

@@ -22,14 +22,19 @@ class StageConfig(BaseModel):
     id: str = Field(pattern=ID_PATTERN, description="name of this step; also its output folder")
     stage: str
 
-    # field name -> artifact kinds that field may reference (e.g. {"input": {"checkpoint"}})
+    # field name -> artifact kinds that field may reference (e.g. {"input": {"checkpoint"}});
+    # a dotted name reaches into a nested field ("peers.onnx"), which may be None
     references: ClassVar[dict[str, set[str]]] = {}
+    # pipeline-level sections the stage's output depends on (part of its cache key)
+    pipeline_settings: ClassVar[tuple[str, ...]] = ()
 
     def referenced_ids(self) -> dict[str, list[str]]:
         """Stage ids this step consumes, per field."""
         out = {}
         for name in self.references:
-            value = getattr(self, name)
+            value: Any = self
+            for part in name.split("."):
+                value = getattr(value, part, None)
             out[name] = [value] if isinstance(value, str) else list(value or [])
         return out
 
@@ -59,6 +64,7 @@ class StageContext:
     inputs: dict[str, Artifact] = field(default_factory=dict)
     pipeline: str = ""
     progress: bool = True
+    energy: Any = None  # the pipeline's EnergyConfig (power model, grid intensity); None = defaults
 
     def dataset(self):
         from compress.data import load_dataset

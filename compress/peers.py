@@ -1,0 +1,161 @@
+"""Peer baselines: what a user would do without compress, on the same teacher and test split,
+measured by the bench in the same interleaved run as the pipeline's models.
+
+- `peer_torch_fp32`: the teacher checkpoint in PyTorch eager mode (`torch.inference_mode`,
+  `torch.set_num_threads` matched to the bench's thread setting);
+- the teacher's own ONNX (`peers.onnx`) in ONNX Runtime: the ORT fp32 peer;
+- `peer_ort_static`: `onnxruntime.quantization.quantize_static` called with no options (QDQ,
+  QInt8 activations and weights, per-tensor, MinMax), calibrated on a seeded sample of the
+  training split through a `CalibrationDataReader`;
+- `peer_ort_dynamic`: `quantize_dynamic` called with no options.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from compress import artifacts
+from compress.errors import StageError
+
+TORCH, STATIC, DYNAMIC = "peer_torch_fp32", "peer_ort_static", "peer_ort_dynamic"
+LABELS = {
+    TORCH: "PyTorch eager fp32",
+    STATIC: "ORT quantize_static, defaults",
+    DYNAMIC: "ORT quantize_dynamic, defaults",
+    "ort_fp32": "ORT fp32",
+}
+
+
+class PeersConfig(BaseModel):
+    """`peers:` of a bench stage: the teacher, as a checkpoint and as its exported ONNX."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: str = Field(description="id of the checkpoint stage the peers start from")
+    onnx: str = Field(description="id of the stage that exported that checkpoint (ORT fp32)")
+    calibration_samples: int = Field(
+        256, ge=1, description="training samples (seeded draw) for quantize_static's MinMax")
+
+
+# The models a bench adds for `peers:`, besides the teacher's ONNX (which is a pipeline stage).
+PEER_IDS = (TORCH, STATIC, DYNAMIC)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    # onnxruntime.quantization warns on the root logger that pre-processing is advised; a user
+    # calling it with defaults skips that too, which is the point of this baseline.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _defaults(fn) -> dict[str, str]:
+    """The keyword defaults of an ORT quantization function, as this ORT version has them."""
+    import inspect
+
+    return {name: str(p.default) for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty and p.default is not None}
+
+
+def quantize_peers(fp32_onnx: Path, x_train: np.ndarray, samples: int, seed: int,
+                   out_dir: Path) -> tuple[dict[str, Path], dict[str, dict]]:
+    """Write `peer_ort_static.onnx` and `peer_ort_dynamic.onnx` under `out_dir`.
+
+    Returns:
+        (paths by peer id, what each call used: its defaults and, for static, the calibration).
+    """
+    from onnxruntime.quantization import CalibrationDataReader, quantize_dynamic, quantize_static
+
+    from compress.measure.ort import make_session
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(x_train), size=min(samples, len(x_train)), replace=False)
+    name = make_session(fp32_onnx, threads=1).get_inputs()[0].name
+    x = np.ascontiguousarray(x_train[np.sort(pick)])
+
+    class Calibration(CalibrationDataReader):
+        """ORT's calibration protocol: `get_next() -> feed | None`, here batches of 32."""
+
+        def __init__(self):
+            self.feeds = iter([{name: x[i : i + 32]} for i in range(0, len(x), 32)])
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    reader = Calibration()
+    paths = {STATIC: out_dir / f"{STATIC}.onnx", DYNAMIC: out_dir / f"{DYNAMIC}.onnx"}
+    try:
+        with _quiet_root_logger():
+            with artifacts.atomic_path(paths[STATIC]) as tmp:
+                quantize_static(fp32_onnx, tmp, reader)
+            with artifacts.atomic_path(paths[DYNAMIC]) as tmp:
+                quantize_dynamic(fp32_onnx, tmp)
+    except Exception as e:  # ORT's quantizer raises plain exceptions for unsupported graphs
+        raise StageError(f"peers: onnxruntime.quantization failed on {fp32_onnx} "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    used = {
+        STATIC: {"defaults": _defaults(quantize_static), "pre_processing": "none",
+                 "calibration": {"samples": len(x), "split": "train", "seed": seed,
+                                 "batch_size": 32}},
+        DYNAMIC: {"defaults": _defaults(quantize_dynamic), "pre_processing": "none"},
+    }
+    return paths, used
+
+
+def check_peer_onnx(onnx_path: Path, checkpoint_sha256: str, onnx_id: str, ckpt_id: str) -> None:
+    """The ORT fp32 peer must be the export of the peers' checkpoint, or ratios would lie."""
+    from compress.measure.ort import read_metadata
+
+    source = read_metadata(onnx_path).get("compress.source") or {}
+    if isinstance(source, dict) and source.get("checkpoint_sha256") not in (None,
+                                                                            checkpoint_sha256):
+        raise StageError(f"peers: '{onnx_id}' was not exported from '{ckpt_id}' (its metadata "
+                         "names another checkpoint); set peers.onnx to that checkpoint's export")
+
+
+class TorchCandidate:
+    """The PyTorch eager peer as the latency and energy harnesses see it: `bind(x)` returns a
+    zero-argument callable; run it inside `settings(threads)`."""
+
+    def __init__(self, checkpoint: Path):
+        import torch
+
+        from compress.stages.export import model_from_checkpoint
+
+        self.torch = torch
+        self.model = model_from_checkpoint(artifacts.load_checkpoint(checkpoint), checkpoint)
+
+    def bind(self, x: np.ndarray):
+        import functools
+
+        # partial: the module's __call__ is the first Python frame, as in a user's loop.
+        return functools.partial(self.model, self.torch.from_numpy(x))
+
+    def predict(self, x: np.ndarray, batch: int = 256) -> np.ndarray:
+        with self.settings(0):
+            return np.concatenate([self.model(self.torch.from_numpy(x[i : i + batch])).numpy()
+                                   for i in range(0, len(x), batch)])
+
+    @contextlib.contextmanager
+    def settings(self, threads: int):
+        """Threads matched to the ORT setting (0 = every core) and inference mode."""
+        torch = self.torch
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            torch.set_num_threads(before)

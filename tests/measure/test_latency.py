@@ -1,0 +1,52 @@
+"""Latency harness: bootstrap CI of p50, interleaving of any callables (ORT and PyTorch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compress.measure.latency import bootstrap_median_ci, measure_callables, summarize
+
+
+@pytest.mark.parametrize("n", [201, 1000])
+def test_bootstrap_ci_contains_p50_and_matches_brute_force_resampling(n):
+    # setup: skewed like latencies
+    x = np.random.default_rng(3).lognormal(0.0, 0.5, size=n)
+    # execute
+    low, high = bootstrap_median_ci(x, resamples=4000, seed=1)
+    rng = np.random.default_rng(2)
+    brute = np.median(x[rng.integers(0, n, size=(4000, n))], axis=1)
+    b_low, b_high = np.percentile(brute, [2.5, 97.5])
+    # assert
+    assert low <= np.median(x) <= high
+    width = b_high - b_low
+    assert abs(low - b_low) < 0.15 * width and abs(high - b_high) < 0.15 * width
+
+
+def test_bootstrap_ci_is_seeded_and_shrinks_with_more_runs():
+    rng = np.random.default_rng(0)
+    small, large = rng.lognormal(size=200), rng.lognormal(size=20_000)
+    assert bootstrap_median_ci(small) == bootstrap_median_ci(small)
+    lo_s, hi_s = bootstrap_median_ci(small)
+    lo_l, hi_l = bootstrap_median_ci(large)
+    assert hi_l - lo_l < (hi_s - lo_s) / 3
+
+
+def test_summary_carries_the_ci():
+    st = summarize([i * 1_000_000 for i in range(1, 102)])  # 1..101 ms
+    assert st.p50_ms == 51.0
+    assert st.p50_ci_low_ms <= 51.0 <= st.p50_ci_high_ms
+    assert st.ci_level == 0.95 and st.ci_resamples == 2000
+
+
+def test_candidates_of_any_kind_interleave_until_each_has_enough():
+    # setup: two callables standing in for an ORT session and a torch module
+    order = []
+    candidates = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    # execute
+    stats = measure_callables(candidates, warmup_runs=1, min_runs=30, min_time_s=0.0, chunk=10)
+    # assert: both measured, and the timed runs alternate in chunks rather than a-then-b
+    assert stats["a"].runs == stats["b"].runs == 30
+    timed = order[2:]
+    switches = sum(1 for x, y in zip(timed, timed[1:], strict=False) if x != y)
+    assert switches >= 3

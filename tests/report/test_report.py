@@ -1,0 +1,79 @@
+"""Report: summary table first, report.json with every number, readable PNG plots."""
+
+from __future__ import annotations
+
+import json
+
+from compress.report import write_report
+from compress.report.markdown import fmt_energy, summary_table
+from compress.report.summary import pareto_front, summary_rows
+from tests.conftest import run_cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_writes_markdown_json_and_plots(tiny_run):
+    # setup
+    root, _ = tiny_run
+    for name in ("report.md", "report.json", "accuracy_vs_latency.png"):
+        (root / name).unlink(missing_ok=True)
+    # execute
+    out = write_report(root)
+    # assert
+    text = (root / "report.md").read_text()
+    assert text.startswith("# Report: pipeline `tiny`\n\n## Summary: bench `bench`")
+    assert text.index("## Summary") < text.index("## Stages") < text.index("## Benchmark")
+    assert "| `teacher_onnx` " in text and "(est.)" in text and "Energy: estimate" in text
+    assert "![accuracy vs latency](accuracy_vs_latency.png)" in text
+    for png in ("accuracy_vs_latency.png", "size.png", "energy_per_inference.png",
+                "energy_per_stage.png"):
+        assert (root / png).read_bytes()[:8] == PNG_MAGIC and png in out["files"]
+    report = json.loads((root / "report.json").read_text())
+    row = report["summary"]["bench"][0]
+    bench = json.loads((root / "bench" / "bench.json").read_text())
+    assert row["p50_small_ms"] == bench["models"]["teacher_onnx"]["latency"]["b1_t1"]["p50_ms"]
+    assert report["benches"]["bench"] == bench
+    assert {r["stage_id"] for r in report["stage_energy"]} == {"teacher", "teacher_onnx", "bench"}
+
+
+def test_unchanged_numbers_are_not_redrawn(tiny_run):
+    root, _ = tiny_run
+    write_report(root)
+    before = (root / "size.png").stat().st_mtime_ns
+    write_report(root)
+    assert (root / "size.png").stat().st_mtime_ns == before
+
+
+def test_pareto_front():
+    points = {"slow_best": (10.0, 99.0), "fast_ok": (1.0, 95.0), "dominated": (5.0, 94.0),
+              "tie_slower": (1.5, 95.0)}
+    assert pareto_front(points) == ["fast_ok", "slow_best"]
+
+
+def _bench(acc_b: float, p50_b: float) -> dict:
+    def model(acc, p50, size):
+        lat = {"p50_ms": p50, "p90_ms": p50, "p99_ms": p50, "p50_ci_low_ms": p50 * 0.9,
+               "p50_ci_high_ms": p50 * 1.1}
+        return {"accuracy_pct": acc, "size_bytes": size, "params": 10,
+                "latency": {"b1_t1": lat, "b8_t1": {**lat, "p50_ms": p50 * 4}}}
+
+    return {"baseline": "a", "models": {"a": model(99.0, 2.0, 4000), "b": model(acc_b, p50_b,
+                                                                                1000)}}
+
+
+def test_summary_ratios_against_the_baseline():
+    rows = {r["model"]: r for r in summary_rows(_bench(98.5, 0.5))}
+    b = rows["b"]
+    assert b["size_reduction_x"] == 4.0 and b["speedup_small_x"] == 4.0
+    assert b["accuracy_drop_pts"] == 0.5 and b["pareto"] and rows["a"]["pareto"]
+    table = summary_table(_bench(98.5, 0.5))
+    assert "| `b` * | 98.50 % |" in table and "4.0x" in table and "+0.50 pts" in table
+    assert fmt_energy(0.05, "estimate") == "50 uJ (est.)" and fmt_energy(2.0, "rapl") == "2 mJ"
+
+
+def test_report_command_prints_the_summary_and_the_path(tiny_run):
+    root, _ = tiny_run
+    res = run_cli("report", str(root), "--summary")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("| model | test acc |")
+    assert f"report: {root / 'report.md'}" in res.stdout and "## Stages" not in res.stdout

@@ -1,0 +1,91 @@
+"""Bench `peers:`: PyTorch eager, ORT fp32, ORT quantize_static and quantize_dynamic defaults
+built from the teacher and measured in the same run as the pipeline's models."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from compress.config import parse_pipeline
+from compress.errors import ConfigError
+from compress.peers import DYNAMIC, STATIC, TORCH
+from compress.runner import run_pipeline
+from tests.conftest import TINY_PIPELINE
+
+
+def _with_peers(**bench_fields) -> dict:
+    raw = copy.deepcopy(TINY_PIPELINE)
+    raw["stages"][2].update({"threads": [1, 0], "batch_sizes": [1, 4],
+                             "peers": {"checkpoint": "teacher", "onnx": "teacher_onnx",
+                                       "calibration_samples": 64}, "memory": True,
+                             **bench_fields})
+    return raw
+
+
+@pytest.fixture(scope="module")
+def peers_run(tmp_path_factory):
+    raw = _with_peers()
+    raw["gates"] = {"baseline": STATIC, "max_accuracy_drop_pts": 100}  # a peer may be a baseline
+    cfg = parse_pipeline(raw, "peers.yaml")
+    summary = run_pipeline(cfg, tmp_path_factory.mktemp("peers"), progress=False,
+                           log=lambda m: None)
+    return summary.root, summary
+
+
+def test_four_peers_are_built_and_measured_in_the_same_run(peers_run):
+    # setup
+    root, summary = peers_run
+    # execute
+    bench = json.loads((root / "bench" / "bench.json").read_text())
+    # assert: the teacher's ONNX is the ORT fp32 peer; three more are added after it
+    models = bench["models"]
+    assert list(models) == ["teacher_onnx", TORCH, STATIC, DYNAMIC]
+    assert models["teacher_onnx"]["peer"] == "ORT fp32"
+    assert {models[n]["role"] for n in (TORCH, STATIC, DYNAMIC)} == {"peer"}
+    for name in (STATIC, DYNAMIC):
+        assert (root / "bench" / models[name]["path"]).is_file()
+    for name, m in models.items():
+        assert set(m["latency"]) == {"b1_t1", "b4_t1", "b1_t0", "b4_t0"}, name
+        assert m["accuracy_pct"] > 50 and m["memory"]["peak_delta_bytes"] > 0
+        assert m["energy"]["b1_t1"]["mj_per_inference"] > 0
+    teacher = summary.manifest["stages"]["teacher"]["metrics"]
+    assert models[TORCH]["accuracy_pct"] == pytest.approx(teacher["test_accuracy_pct"])
+    assert models[TORCH]["runtime"] == "torch" and models[TORCH]["memory"]["runtime"] == "torch"
+    used = models[STATIC]["quantization"]
+    assert used["calibration"]["samples"] == 64
+    assert "MinMax" in used["defaults"]["calibrate_method"]
+    assert "QDQ" in used["defaults"]["quant_format"]
+    assert used["defaults"]["per_channel"] == "False"
+    assert summary.manifest["gates"][0]["passed"]
+    assert "fresh process" in bench["method"]["memory"]
+    flat = summary.manifest["stages"]["bench"]["metrics"]
+    assert flat[f"{STATIC}.memory_peak_bytes"] == models[STATIC]["memory"]["peak_delta_bytes"]
+
+
+def test_peer_files_are_int8(peers_run):
+    import onnx
+
+    root, _ = peers_run
+    static = onnx.load(str(root / "bench" / "peers" / f"{STATIC}.onnx"))
+    dynamic = onnx.load(str(root / "bench" / "peers" / f"{DYNAMIC}.onnx"))
+    assert any(n.op_type == "QuantizeLinear" for n in static.graph.node)
+    assert any(n.op_type in ("DynamicQuantizeLinear", "MatMulInteger")
+               for n in dynamic.graph.node)
+
+
+def test_peers_must_reference_a_checkpoint_and_its_onnx():
+    raw = _with_peers(peers={"checkpoint": "teacher_onnx", "onnx": "teacher_onnx"})
+    with pytest.raises(ConfigError, match="field 'peers.checkpoint': stage 'teacher_onnx' "
+                                          "produces a onnx, but this field needs checkpoint"):
+        parse_pipeline(raw, "p.yaml")
+    raw = _with_peers(peers={"checkpoint": "teacher", "onnx": "ghost"})
+    with pytest.raises(ConfigError, match="field 'peers.onnx': stage 'ghost' does not exist"):
+        parse_pipeline(raw, "p.yaml")
+
+
+def test_peer_names_are_reserved():
+    raw = _with_peers(models=["teacher_onnx", TORCH])
+    with pytest.raises(ConfigError, match="reserved for peers"):
+        parse_pipeline(raw, "p.yaml")
