@@ -87,6 +87,7 @@ def plot_accuracy_latency(bench: dict, path: Path) -> None:
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.margins(x=0.12)  # room for the labels of the outermost points
     accs = [p[1] for p in points.values()]
     pad = max(max(accs) - min(accs), 1.0) * 0.15
     ax.set_ylim(min(accs) - pad, min(max(accs) + pad, 100.5))
