@@ -23,10 +23,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The summary is printed even when a gate fails; make still exits with compress's code.
 demo: $(STAMP)
-	$(BIN)/compress run pipelines/digits.yaml > /dev/null
-	@echo
-	@$(BIN)/compress report exported/digits --summary
+	@$(BIN)/compress run pipelines/digits.yaml > /dev/null; rc=$$?; echo; \
+	  $(BIN)/compress report exported/digits --summary; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check compress tests benchmarks
