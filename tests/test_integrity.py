@@ -141,7 +141,8 @@ def test_nothing_from_a_file_is_run_as_code():
             if isinstance(node, ast.Call):
                 f = node.func
                 name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-                owner = getattr(f.value, "id", "") if isinstance(f, ast.Attribute) else ""
+                # a method called on an expression (model.cpu().eval()) has owner "<expr>"
+                owner = getattr(f.value, "id", "<expr>") if isinstance(f, ast.Attribute) else ""
                 kwargs = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
                 calls.append((owner, name, kwargs))
     # execute

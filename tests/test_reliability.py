@@ -96,7 +96,8 @@ def stable(manifest: dict) -> dict:
     out = {}
     for sid, entry in manifest["stages"].items():
         metrics = {k: v for k, v in entry["metrics"].items()
-                   if "wall" not in k and not k.endswith(("_ms", ".runs"))}
+                   if not any(t in k for t in ("wall", "cpu_time", "energy", "co2e", "memory"))
+                   and not k.endswith(("_ms", ".runs"))}
         hashes = {rel: m["sha256"] for rel, m in entry["outputs"].items()
                   if not rel.endswith(TIMED)}
         out[sid] = {"metrics": metrics, "outputs": hashes}

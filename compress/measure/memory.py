@@ -97,7 +97,7 @@ def child(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
         settings = {"torch_threads": torch.get_num_threads(), "inference_mode": True}
         import compress.stages.export  # noqa: F401  (model code and torch.export, pre-baseline)
-    with np.load(args.inputs) as npz:
+    with np.load(args.inputs, allow_pickle=False) as npz:
         batches = [np.ascontiguousarray(npz[k]) for k in sorted(npz.files)]
     gc.collect()
     rss_lib = _rss_bytes()
