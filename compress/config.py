@@ -218,6 +218,9 @@ def _check_metric_gate(metric: str, by_id: dict, source: str) -> None:
                           f"'{name}'; {hint}(it reports: {', '.join(shown)})")
 
 
+_KIND_NOUN = {"checkpoint": "a checkpoint", "onnx": "an ONNX model", "bench": "a benchmark"}
+
+
 def check_graph(cfg: PipelineConfig, source: str) -> None:
     """Stage ids unique; each reference names an earlier stage of a kind the field accepts."""
     from compress.gates import gate_bench
@@ -246,8 +249,9 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                                       f"{why} (earlier stages: {known})")
                 if produced[ref] not in accepts:
                     raise ConfigError(
-                        f"{source}: stage '{st.id}', field '{fld}': stage '{ref}' produces a "
-                        f"{produced[ref]}, but this field needs {' or '.join(sorted(accepts))}"
+                        f"{source}: stage '{st.id}', field '{fld}': stage '{ref}' produces "
+                        f"{_KIND_NOUN[produced[ref]]}, but this field needs "
+                        + " or ".join(_KIND_NOUN[k] for k in sorted(accepts))
                         + ("; add an export stage in between" if "onnx" in accepts else "")
                     )
         produced[st.id] = STAGES[st.stage].produces

@@ -198,8 +198,8 @@ BAD: list[tuple[str, Build, str]] = [
     ("unknown_prune_importance", pipeline(add({"id": "p", "stage": "prune", "input": "teacher",
      "importance": "random"})), "field 'importance': Input should be 'l1', 'l2', 'bn_scale'"),
     ("distill_from_onnx", pipeline(add({"id": "s", "stage": "distill",
-     "teacher": "teacher_onnx"})), "stage 'teacher_onnx' produces a onnx, but this field needs "
-     "checkpoint"),
+     "teacher": "teacher_onnx"})),
+     "stage 'teacher_onnx' produces an ONNX model, but this field needs a checkpoint"),
     # stage references
     ("dangling_ref", pipeline(lambda p: p["stages"][1].update(input="ghost")),
      "field 'input': stage 'ghost' does not exist (earlier stages: teacher)"),
@@ -209,7 +209,8 @@ BAD: list[tuple[str, Build, str]] = [
     ("self_ref", pipeline(lambda p: p["stages"][2].update(models=["bench"])),
      "a stage cannot consume itself"),
     ("wrong_kind_ref", pipeline(lambda p: p["stages"][2].update(models=["teacher"])),
-     "produces a checkpoint, but this field needs onnx; add an export stage in between"),
+     "produces a checkpoint, but this field needs an ONNX model; add an export stage in "
+     "between"),
     ("duplicate_id", pipeline(lambda p: p["stages"][2].update(id="teacher")),
      "stage 'teacher': id used twice"),
     # output paths named in the YAML

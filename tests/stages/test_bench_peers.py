@@ -78,7 +78,7 @@ def test_peer_files_are_int8(peers_run):
 def test_peers_must_reference_a_checkpoint_and_its_onnx():
     raw = _with_peers(peers={"checkpoint": "teacher_onnx", "onnx": "teacher_onnx"})
     with pytest.raises(ConfigError, match="field 'peers.checkpoint': stage 'teacher_onnx' "
-                                          "produces a onnx, but this field needs checkpoint"):
+                       "produces an ONNX model, but this field needs a checkpoint"):
         parse_pipeline(raw, "p.yaml")
     raw = _with_peers(peers={"checkpoint": "teacher", "onnx": "ghost"})
     with pytest.raises(ConfigError, match="field 'peers.onnx': stage 'ghost' does not exist"):
