@@ -181,6 +181,9 @@ def process_group(opts: DistributedOptions) -> Iterator[None]:
     dist.init_process_group(backend, timeout=dt.timedelta(seconds=opts.timeout_s))
     try:
         yield
+        # Leave together: a rank that tears the group down while another is still inside a
+        # collective makes gloo abort the process ("terminate called ...").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
