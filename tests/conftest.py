@@ -42,16 +42,21 @@ def write_yaml(tmp_path):
     return write
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """The tiny pipeline run once for the session: (root folder, summary)."""
+def _run_once(tmp_path_factory, pipeline: dict):
+    """Run `pipeline` into a fresh folder: (root folder, summary)."""
     from compress.config import parse_pipeline
     from compress.runner import run_pipeline
 
     out = tmp_path_factory.mktemp("exported")
-    cfg = parse_pipeline(copy.deepcopy(TINY_PIPELINE), "tiny.yaml")
+    cfg = parse_pipeline(copy.deepcopy(pipeline), f"{pipeline['name']}.yaml")
     summary = run_pipeline(cfg, out, progress=False, log=lambda m: None)
     return summary.root, summary
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny pipeline run once for the session: (root folder, summary)."""
+    return _run_once(tmp_path_factory, TINY_PIPELINE)
 
 
 @pytest.fixture(scope="session")
@@ -111,10 +116,4 @@ COMPRESS_PIPELINE = {
 @pytest.fixture(scope="session")
 def compress_run(tmp_path_factory):
     """teacher -> distill -> prune -> export -> quantize -> bench on digits, once per session."""
-    from compress.config import parse_pipeline
-    from compress.runner import run_pipeline
-
-    out = tmp_path_factory.mktemp("exported")
-    cfg = parse_pipeline(copy.deepcopy(COMPRESS_PIPELINE), "tinyc.yaml")
-    summary = run_pipeline(cfg, out, progress=False, log=lambda m: None)
-    return summary.root, summary
+    return _run_once(tmp_path_factory, COMPRESS_PIPELINE)
