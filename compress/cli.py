@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from compress import __version__
+from compress.cli_ci import ci_options
 from compress.cli_options import YamlValue, build_config, config_options
 from compress.distributed import rank_prefix
 from compress.errors import CompressError, GateError, MirroredError
@@ -89,7 +90,8 @@ def cli(debug: bool) -> None:
 @click.option("--force", is_flag=True, help="rerun every stage, ignoring the cache")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
 @config_options(EnergyConfig, skip=set())
-def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, **energy) -> None:
+@ci_options
+def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **energy) -> None:
     """Run the pipeline in PIPELINE (YAML), skipping stages whose inputs did not change.
 
     The energy options override the pipeline's `energy:` section."""
@@ -97,30 +99,32 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, **energy
     from compress.config import load_pipeline
     from compress.runner import run_pipeline
 
-    cfg = load_pipeline(pipeline)
-    given = {k: v for k, v in energy.items() if v is not None}
-    if given:
-        merged = {**cfg.energy.model_dump(exclude_unset=True), **given}
-        cfg = cfg.model_copy(update={"energy": build_config(EnergyConfig, "compress run",
-                                                            merged)})
-    with _process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
-        main = distributed.is_main()
-        try:
-            summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
-                                   source=str(pipeline),
-                                   log=lambda m: click.echo(m, err=True) if main else None)
-        except GateError as e:
-            click.echo(f"report: {Path(out_root) / cfg.name / 'report.md'}", err=True)
-            raise e
+    with ci.run():
+        cfg = ci.cfg = load_pipeline(pipeline)
+        ci.root = Path(out_root) / cfg.name
+        given = {k: v for k, v in energy.items() if v is not None}
+        if given:
+            merged = {**cfg.energy.model_dump(exclude_unset=True), **given}
+            cfg = cfg.model_copy(update={"energy": build_config(EnergyConfig, "compress run",
+                                                                merged)})
+        with _process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
+            main = distributed.is_main()
+            try:
+                summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
+                                       source=str(pipeline), log=ci.log(
+                                           (lambda m: click.echo(m, err=True)) if main else None))
+            except GateError as e:
+                click.echo(f"report: {Path(out_root) / cfg.name / 'report.md'}", err=True)
+                raise e
     if not main:
         return
     for sid in summary.manifest["stages"]:
         if summary.manifest["stages"][sid]["stage"] == "bench":
-            click.echo((summary.root / sid / "bench.md").read_text())
+            ci.echo((summary.root / sid / "bench.md").read_text())
     if summary.manifest.get("gates"):
-        click.echo(gate_table(summary.manifest["gates"]))
-    click.echo(f"ran {len(summary.ran)} stage(s), {len(summary.cached)} cached; "
-               f"report: {summary.root / 'report.md'}")
+        ci.echo(gate_table(summary.manifest["gates"]))
+    ci.echo(f"ran {len(summary.ran)} stage(s), {len(summary.cached)} cached; "
+            f"report: {summary.root / 'report.md'}")
 
 
 @cli.command()
