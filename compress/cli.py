@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from compress import __version__
-from compress.cli_ci import ci_options
+from compress.cli_ci import ci_options, compare
 from compress.cli_options import YamlValue, build_config, config_options
 from compress.distributed import rank_prefix
 from compress.errors import CompressError, GateError, MirroredError
@@ -388,6 +388,9 @@ def verify(ctx: click.Context, folder: Path, as_json: bool) -> None:
         click.echo(f"verify failed: {len(bad)} file(s) missing or changed in {folder}; rerun "
                    "the pipeline to rebuild them", err=True)
         ctx.exit(1)
+
+
+cli.add_command(compare)
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from compress.cli_options import build_config, config_options
+from compress.compare import CompareConfig
 from compress.errors import CompressError, ConfigError, GateError
 
 # The runner's progress lines ("[teacher] running train ...", "[teacher] cached (...)", "[teacher]
@@ -21,19 +23,19 @@ from compress.errors import CompressError, ConfigError, GateError
 _PROGRESS = re.compile(r"^\[(?P<id>[^\]]+)\] (?P<what>running|cached|done in)\b")
 
 
-def check_report_path(path: Path | None, option: str) -> None:
+def check_report_path(path: Path | None, option: str, command: str = "compress run") -> None:
     """Refuse, before the run, a report path that cannot be written: a folder, a file where a
     folder should be, a read-only folder. Missing folders are created when writing."""
     if path is None:
         return
     if path.is_dir():
-        raise ConfigError(f"compress run: option {option}: {path} is a folder; give a file path")
+        raise ConfigError(f"{command}: option {option}: {path} is a folder; give a file path")
     parent = next((p for p in path.parents if p.exists()), Path("."))
     if not parent.is_dir():
-        raise ConfigError(f"compress run: option {option}: {parent} is a file, not a folder; "
+        raise ConfigError(f"{command}: option {option}: {parent} is a file, not a folder; "
                           "choose another path")
     if not os.access(parent, os.W_OK):
-        raise ConfigError(f"compress run: option {option}: {parent} is not writable; choose "
+        raise ConfigError(f"{command}: option {option}: {parent} is not writable; choose "
                           "another path")
 
 
@@ -135,3 +137,33 @@ def ci_options(fn):
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+@click.command("compare")
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.argument("candidate", type=click.Path(path_type=Path))
+@config_options(CompareConfig, skip=set())
+@click.option("--md", "md", type=click.Path(path_type=Path), default=None,
+              help='append the comparison as Markdown to this file, e.g. "$GITHUB_STEP_SUMMARY"')
+@click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
+def compare(baseline: Path, candidate: Path, md: Path | None, as_json: bool, **values):
+    """Compare two runs (BASELINE and CANDIDATE: exported/<pipeline> folders): accuracy,
+    size and energy as benched, latency of both re-measured here, interleaved.
+
+    Exit 0 when every threshold holds (or none is given), 1 when the shipped model regressed
+    beyond one, 2 when a folder is not a run with a bench stage."""
+    from compress.compare import compare_runs
+    from compress.report.ci import append_markdown, compare_markdown
+
+    check_report_path(md, "--md", "compress compare")
+    cfg = build_config(CompareConfig, "compress compare", values)
+    result = compare_runs(baseline, candidate, cfg)
+    text = compare_markdown(result)
+    if md:
+        append_markdown(md, text)
+    click.echo(json.dumps(result, indent=2, default=str) if as_json else text)
+    failed = [c for c in result["checks"] if not c["passed"]]
+    if failed:
+        raise GateError(f"{len(failed)} of {len(result['checks'])} check(s) failed: the "
+                        "candidate regressed", result["checks"])
+

@@ -236,3 +236,53 @@ def append_markdown(path: str | Path, text: str) -> None:
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     sep = "\n" if old and not old.endswith("\n\n") else ""
     artifacts.write_text(path, old + sep + text)
+
+
+def compare_markdown(result: dict) -> str:
+    """`compress compare` for people: one row per model, baseline -> candidate and the change;
+    then the checks on the shipped model and how latency was measured."""
+    from compress.report.markdown import fmt_bytes, fmt_energy, fmt_ms
+
+    def change(v: float | None, unit: str) -> str:
+        return "" if v is None else f" ({v:+.1f}{unit})"
+
+    checks = result["checks"]
+    failed = [c for c in checks if not c["passed"]]
+    if not checks:
+        verdict = "no thresholds given"
+    elif failed:
+        verdict = f"{len(failed)} of {len(checks)} check(s) failed"
+    else:
+        verdict = f"all {len(checks)} check(s) passed"
+    base, cand = result["pipelines"]
+    lines = [f"## {'❌' if failed else '✅'} compress compare: `{base}` (baseline, "
+             f"`{result['baseline']}`) vs `{cand}` (candidate, `{result['candidate']}`): "
+             f"{verdict}", ""]
+    head = ["model", "test acc", "size"]
+    head += [f"p50 batch {b} (re-measured)" for b in result["batch_sizes"]]
+    head += ["energy / inference (as benched)"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["models"]:
+        b, c = r["baseline_model"], r["candidate_model"]
+        name = f"`{c}`" if b == c else f"`{b}` -> `{c}`"
+        cells = [name + (" (shipped)" if r["shipped"] else ""),
+                 f"{r['accuracy_pct'][0]:.2f} % -> {r['accuracy_pct'][1]:.2f} %"
+                 + change(r["accuracy_change_pts"], " pts"),
+                 f"{fmt_bytes(r['size_bytes'][0])} -> {fmt_bytes(r['size_bytes'][1])}"
+                 + change(r["size_change_pct"], " %")]
+        for batch in result["batch_sizes"]:
+            lat = r["latency"].get(str(batch))
+            cells.append(f"{fmt_ms(lat['baseline_p50_ms'])} -> {fmt_ms(lat['candidate_p50_ms'])}"
+                         + change(lat["change_pct"], " %") if lat else "-")
+        e = r["energy_mj_per_inference"]
+        cells.append(f"{fmt_energy(e[0])} -> {fmt_energy(e[1])}"
+                     + change(r["energy_change_pct"], " %") if e[0] and e[1] else "-")
+        lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    if checks:
+        lines += ["", "| check | wanted | measured | result |", "|---|---|---|---|"]
+        lines += [f"| {_cell(c['gate'])} | {c['wanted']} | {c['measured']} | "
+                  f"{'✅ pass' if c['passed'] else '❌ **FAIL**'} |" for c in checks]
+    cpu = result.get("cpu", {})
+    lines += ["", f"How: {result['method']}. CPU: {cpu.get('cpu_model', '?')} "
+              f"({cpu.get('logical_cores', '?')} logical cores).", ""]
+    return "\n".join(lines)
