@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +138,33 @@ def locked(c: Case) -> str:
 def later_train(p: dict) -> None:
     add({"id": "late", "stage": "train", "model": {"arch": "mlp"}})(p)
     p["stages"][1]["input"] = "late"
+
+
+def with_options(build: Build, *options: Callable[[Case], str] | str) -> Build:
+    """`build`'s command line plus options (strings, or builders of a path in the case)."""
+    return lambda c: [*build(c), *(o(c) if callable(o) else o for o in options)]
+
+
+def tiny_root(c: Case) -> str:
+    return str(c.onnx.parents[1])
+
+
+def run_without_bench(c: Case) -> str:
+    return str(Path(c.file("nb/manifest.json", json.dumps(
+        {"pipeline": "nb", "stages": {"teacher": {"stage": "train"}}}))).parent)
+
+
+def changed_copy(c: Case) -> str:
+    """A copy of the tiny run whose ONNX model changed after its bench measured it."""
+    copy_root = c.tmp / "changed"
+    shutil.copytree(tiny_root(c), copy_root)
+    with open(copy_root / "teacher_onnx" / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    return str(copy_root)
+
+
+def compare(*args: Callable[[Case], str] | str) -> Build:
+    return lambda c: ["compare", *(a(c) if callable(a) else a for a in args)]
 
 
 NAN = np.full((20, 5), np.nan, np.float32)
@@ -295,6 +324,31 @@ BAD: list[tuple[str, Build, str]] = [
      "not a pipeline output folder (no manifest.json)"),
     ("verify_corrupt_manifest", lambda c: ["verify", c.file("o/manifest.json", "{")[:-14]],
      "manifest.json: not valid JSON"),
+    # CI reports of `compress run`: checked before the run; bad input writes no report
+    ("junit_path_is_a_folder", with_options(pipeline(), "--junit", lambda c: str(c.tmp)),
+     "compress run: option --junit: "),
+    ("summary_md_under_a_file", with_options(pipeline(), "--summary-md",
+                                             lambda c: c.file("occupied", "x") + "/s.md"),
+     "option --summary-md: "),
+    ("junit_with_bad_pipeline", with_options(
+        pipeline(lambda p: p["stages"][0].update(epoch=3)), "--json", "--junit",
+        lambda c: str(c.tmp / "r" / "junit.xml"), "--summary-md", lambda c: str(c.tmp / "s.md")),
+     "unknown field 'epoch'"),
+    # compress compare
+    ("compare_missing_folder", compare(lambda c: str(c.tmp / "nope"), tiny_root),
+     "compress compare: baseline "),
+    ("compare_not_a_run", compare(tiny_root, lambda c: str(c.tmp)),
+     "not a pipeline output folder (no manifest.json)"),
+    ("compare_run_without_bench", compare(run_without_bench, tiny_root),
+     "the run has no bench stage"),
+    ("compare_unknown_model", compare(tiny_root, tiny_root, "--models", "zz"),
+     "option --models: 'zz' is not in both runs"),
+    ("compare_negative_threshold", compare(tiny_root, tiny_root, "--max-size-increase-pct", "-5"),
+     "option --max-size-increase-pct: Input should be greater than or equal to 0"),
+    ("compare_md_is_a_folder", compare(tiny_root, tiny_root, "--md", lambda c: str(c.tmp)),
+     "compress compare: option --md: "),
+    ("compare_model_changed_since_bench", compare(tiny_root, changed_copy),
+     "changed since its bench measured it"),
     # stage command options
     ("option_bad_choice", train("--data", "digits", "--optimizer", "rmsprop"),
      "'rmsprop' is not one of 'sgd', 'adam', 'adamw'"),

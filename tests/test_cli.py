@@ -15,6 +15,8 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     # execute
     first = run_cli("run", "pipelines/smoke.yaml", "--out", str(tmp_path), "--no-progress")
     second = run_cli("run", "pipelines/smoke.yaml", "--out", str(tmp_path), "--no-progress")
+    ci = run_cli("run", "pipelines/smoke.yaml", "--out", str(tmp_path), "--no-progress", "--json",
+                 "--junit", str(tmp_path / "junit.xml"), "--summary-md", str(tmp_path / "s.md"))
     # assert
     assert first.returncode == 0, first.stderr
     assert "| `teacher_onnx` |" in first.stdout and "ran 3 stage(s), 0 cached" in first.stdout
@@ -24,6 +26,14 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     assert "## Benchmark `bench`" in (root / "report.md").read_text()
     manifest = json.loads((root / "manifest.json").read_text())
     assert all(g["passed"] for g in manifest["gates"])
+    # as CI runs it: JSON alone on stdout, every gate a passing JUnit case, a ✅ summary
+    assert ci.returncode == 0, ci.stderr
+    doc = json.loads(ci.stdout)
+    assert doc["status"] == "passed" and len(doc["gates"]) == len(manifest["gates"])
+    junit = (tmp_path / "junit.xml").read_text()
+    assert 'failures="0" errors="0"' in junit and "compress.smoke.gates" in junit
+    summary = (tmp_path / "s.md").read_text()
+    assert summary.startswith("## ✅ compress `smoke`: all 2 gate(s) passed")
 
 
 def test_report_command_rewrites_the_report(tiny_run):
