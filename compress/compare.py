@@ -256,7 +256,7 @@ def _checks(row: dict, cfg: CompareConfig) -> list[dict]:
 
     def add(gate: str, limit: float, value: float, unit: str) -> None:
         out.append({"gate": f"{gate} of {who}", "wanted": f"<= {limit:g}{unit}",
-                    "measured": f"{value:+.2f}{unit}", "measured_value": value,
+                    "measured": f"{value + 0.0:+.2f}{unit}", "measured_value": value,
                     "passed": value <= limit})
 
     if cfg.max_accuracy_drop_pts is not None:

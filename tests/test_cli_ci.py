@@ -88,3 +88,25 @@ def test_failed_stage_is_an_error_case_and_later_stages_are_skipped(write_yaml, 
     assert "stage `teacher_onnx` failed" in md and "Gates: not checked" in md
     doc = json.loads(res.stdout)
     assert (doc["status"], doc["failed_stage"], doc["exit_code"]) == ("error", "teacher_onnx", 2)
+
+
+def test_interrupted_run_still_writes_its_reports(write_yaml, tmp_path, monkeypatch):
+    # setup: Ctrl-C arrives while the bench stage runs
+    from compress import runner
+
+    real = runner.execute_stage
+
+    def interrupt_bench(cfg, ctx, final_dir):
+        if cfg.stage == "bench":
+            raise KeyboardInterrupt
+        return real(cfg, ctx, final_dir)
+
+    monkeypatch.setattr(runner, "execute_stage", interrupt_bench)
+    # execute
+    res = _run(write_yaml, tmp_path, copy.deepcopy(TINY_PIPELINE))
+    # assert: exit 130; the stages before it passed, the bench is the interrupted case
+    assert res.exit_code == 130, res.output
+    stages = _cases(tmp_path / "reports" / "junit.xml")["compress.tiny.stages"]
+    assert stages["teacher_onnx"].find("error") is None
+    assert stages["bench"].find("error").get("type") == "Interrupted"
+    assert "interrupted in stage `bench`" in (tmp_path / "summary.md").read_text()
