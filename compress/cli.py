@@ -99,23 +99,22 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **en
     from compress.config import load_pipeline
     from compress.runner import run_pipeline
 
-    with ci.run():
-        cfg = ci.cfg = load_pipeline(pipeline)
-        ci.root = Path(out_root) / cfg.name
-        given = {k: v for k, v in energy.items() if v is not None}
-        if given:
-            merged = {**cfg.energy.model_dump(exclude_unset=True), **given}
-            cfg = cfg.model_copy(update={"energy": build_config(EnergyConfig, "compress run",
-                                                                merged)})
-        with _process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
-            main = distributed.is_main()
-            try:
-                summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
-                                       source=str(pipeline), log=ci.log(
-                                           (lambda m: click.echo(m, err=True)) if main else None))
-            except GateError as e:
-                click.echo(f"report: {Path(out_root) / cfg.name / 'report.md'}", err=True)
-                raise e
+    cfg = ci.cfg = load_pipeline(pipeline)
+    ci.root = Path(out_root) / cfg.name
+    given = {k: v for k, v in energy.items() if v is not None}
+    if given:
+        merged = {**cfg.energy.model_dump(exclude_unset=True), **given}
+        cfg = cfg.model_copy(update={"energy": build_config(EnergyConfig, "compress run",
+                                                            merged)})
+    with _process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
+        main = distributed.is_main()
+        try:
+            summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
+                                   source=str(pipeline),
+                                   log=ci.log(lambda m: click.echo(m, err=True) if main else None))
+        except GateError as e:
+            click.echo(f"report: {Path(out_root) / cfg.name / 'report.md'}", err=True)
+            raise e
     if not main:
         return
     for sid in summary.manifest["stages"]:

@@ -123,7 +123,9 @@ def ci_options(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, junit, summary_md, as_json, **kwargs):
-        return fn(*args, ci=CiReports(junit, summary_md, as_json), **kwargs)
+        ci = CiReports(junit, summary_md, as_json)
+        with ci.run():
+            return fn(*args, ci=ci, **kwargs)
 
     options = [
         click.option("--junit", type=click.Path(path_type=Path), default=None,
