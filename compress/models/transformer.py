@@ -157,10 +157,13 @@ class Transformer(nn.Module):
         for layer in self.layers:
             layer.attn.sync()
 
-    def pruning_plan(self) -> tuple[dict, list[nn.Module]]:
-        """torch-pruning arguments: heads per qkv Linear, and the layers that write the residual
-        stream (kept whole: only heads and feed-forward neurons are removed)."""
+    def pruning_plan(self) -> tuple[dict, list[nn.Module], list]:
+        """torch-pruning arguments: heads per qkv Linear; the layers that write the residual
+        stream (kept whole: only heads and feed-forward neurons are removed); and the free
+        parameters (positions, [CLS]) with their width axis."""
         heads = {layer.attn.qkv: layer.attn.num_heads for layer in self.layers}
         keep = [self.embed, self.head] + [m for layer in self.layers
                                           for m in (layer.attn.proj, layer.ff.fc2)]
-        return heads, keep
+        free = [(p, 2) for p in (getattr(self, "pos", None), getattr(self, "cls", None))
+                if isinstance(p, nn.Parameter)]
+        return heads, keep, free

@@ -151,18 +151,18 @@ class _Finetuner:
 def _structured(model, classifier, example, cfg: PruneConfig, data, finetune, device, log):
     import torch_pruning as tp
 
-    ignored, heads = [classifier], {}
+    ignored, heads, free = [classifier], {}, None
     if hasattr(model, "pruning_plan"):
         # Transformer: whole heads (qkv rows + proj columns) and feed-forward neurons go; the
         # residual width stays, as the layers that write it are kept whole.
-        heads, keep = model.pruning_plan()
+        heads, keep, free = model.pruning_plan()
         ignored += keep
     pruner = tp.pruner.MetaPruner(
         model, example, importance=_importance(cfg.importance), pruning_ratio=cfg.ratio,
         iterative_steps=cfg.steps, global_pruning=cfg.global_pruning,
         max_pruning_ratio=cfg.max_layer_ratio, round_to=cfg.round_to if cfg.round_to > 1 else None,
-        ignored_layers=ignored, num_heads=heads, prune_num_heads=bool(heads),
-        prune_head_dims=not heads,
+        ignored_layers=ignored, unwrapped_parameters=free, num_heads=heads,
+        prune_num_heads=bool(heads), prune_head_dims=not heads,
         head_pruning_ratio=cfg.ratio if cfg.head_ratio is None else cfg.head_ratio,
     )
     if heads and not cfg.global_pruning:
