@@ -201,3 +201,44 @@ def node_sensitivity(float_path: Path, qdq_path: Path, x: np.ndarray, input_name
         ranked.append({"node": node.name, "op": node.op_type, "sqnr_db": round(float(err), 3)})
     ranked.sort(key=lambda r: r["sqnr_db"])
     return ranked
+
+
+# Ops ORT can run in int8, and the float ops whose weights matter; recurrent ops have an int8
+# kernel only for LSTM with dynamic quantization (DynamicQuantizeLSTM); GRU and RNN have none.
+RECURRENT_OPS = ("GRU", "LSTM", "RNN")
+_WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", *RECURRENT_OPS)
+_INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger",
+             "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM")
+
+
+def op_counts(path: Path) -> dict[str, int]:
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path)).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def int8_ops(path: Path) -> dict[str, dict[str, int]]:
+    """{"int8": {op: n}, "float": {op: n}} over the weighted ops of a quantized model: QOperator
+    and dynamic int8 ops by type, QDQ ops by whether a DequantizeLinear feeds their weight."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    out: dict[str, dict[str, int]] = {"int8": {}, "float": {}}
+    for node in graph.node:
+        if node.op_type in _INT8_OPS:
+            kind = "int8"
+        elif node.op_type in _WEIGHTED_OPS:
+            qdq = len(node.input) > 1 and producer.get(node.input[1]) == "DequantizeLinear"
+            kind = "int8" if qdq else "float"
+        else:
+            continue
+        out[kind][node.op_type] = out[kind].get(node.op_type, 0) + 1
+    return out
+
+
+def ops_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items())) or "none"

@@ -217,6 +217,12 @@ BAD: list[tuple[str, Build, str]] = [
      "unknown stage 'trane'; choose one of"),
     ("unknown_arch", pipeline(lambda p: p["stages"][0].update(model={"arch": "vgg"})),
      "unknown arch 'vgg'; choose one of 'mlp', 'resnet'"),
+    ("transformer_heads_not_dividing_width", pipeline(lambda p: p["stages"][0].update(
+     model={"arch": "transformer", "width": 30, "heads": 4})),
+     "field 'model.heads': heads (4) must divide width (30)"),
+    ("rnn_unknown_cell", pipeline(lambda p: p["stages"][0].update(
+     model={"arch": "rnn", "cell": "elman"})),
+     "field 'model.cell': Input should be 'gru' or 'lstm'"),
     ("unknown_dataset", pipeline(lambda p: p.update(data={"source": "cifar"})),
      "unknown source 'cifar'; choose one of 'digits', 'mnist1d', 'npz'"),
     ("unknown_optimizer", pipeline(lambda p: p["stages"][0].update(optimizer="rmsprop")),

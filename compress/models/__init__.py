@@ -12,12 +12,15 @@ from pydantic import Field, TypeAdapter
 
 from compress.models.mlp import MLP, MlpSpec
 from compress.models.resnet import ResNet, ResNetSpec
+from compress.models.rnn import RNN, RnnSpec
+from compress.models.transformer import Transformer, TransformerSpec
 
-ModelSpec = Annotated[MlpSpec | ResNetSpec, Field(discriminator="arch")]
+AnySpec = MlpSpec | ResNetSpec | RnnSpec | TransformerSpec
+ModelSpec = Annotated[AnySpec, Field(discriminator="arch")]
 _SPEC = TypeAdapter(ModelSpec)
 
 
-def parse_model_spec(data: dict) -> MlpSpec | ResNetSpec:
+def parse_model_spec(data: dict) -> AnySpec:
     return _SPEC.validate_python(data)
 
 
@@ -25,13 +28,13 @@ def build_model(spec, input_shape: list[int], num_classes: int):
     """Build an untrained model for inputs shaped `input_shape` (no batch axis)."""
     if isinstance(spec, dict):
         spec = parse_model_spec(spec)
-    if isinstance(spec, MlpSpec):
-        return MLP(spec, input_shape, num_classes)
-    return ResNet(spec, input_shape, num_classes)
+    families = {MlpSpec: MLP, ResNetSpec: ResNet, RnnSpec: RNN, TransformerSpec: Transformer}
+    return families[type(spec)](spec, input_shape, num_classes)
 
 
 def count_params(model) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-__all__ = ["ModelSpec", "MlpSpec", "ResNetSpec", "build_model", "count_params", "parse_model_spec"]
+__all__ = ["ModelSpec", "MlpSpec", "ResNetSpec", "RnnSpec", "TransformerSpec", "build_model",
+           "count_params", "parse_model_spec"]

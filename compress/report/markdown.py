@@ -164,8 +164,9 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
         m = st.get("metrics", {})
         figures = []
         for key in ("test_accuracy_pct", "ort_test_accuracy_pct", "params", "size_bytes",
-                    "epochs_run", "parity_max_abs_diff", "device"):
-            if key in m:
+                    "epochs_run", "parity_max_abs_diff", "device", "setting", "int8_ops",
+                    "float_ops", "note"):
+            if m.get(key) is not None:
                 v = m[key]
                 figures.append(f"{key} {v:.4g}" if isinstance(v, float) else f"{key} {v}")
         if st["stage"] == "bench":

@@ -18,8 +18,16 @@ from torch import nn
 from compress import artifacts
 from compress.distillation import Distiller, DistillOptions, load_model
 from compress.errors import StageError
-from compress.models import MlpSpec, build_model, count_params, parse_model_spec
+from compress.models import (
+    MlpSpec,
+    RnnSpec,
+    TransformerSpec,
+    build_model,
+    count_params,
+    parse_model_spec,
+)
 from compress.models.resnet import ResBlockSpec
+from compress.models.transformer import EncoderLayerSpec
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.stages.train import checkpoint_payload
 from compress.training import (
@@ -47,6 +55,10 @@ class PruneConfig(StageConfig, TrainOptions, DistillOptions):
         "Taylor (|weight x gradient|)"
     )
     ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels (or weights) removed")
+    head_ratio: float | None = Field(
+        None, ge=0, lt=1, description="transformer: fraction of attention heads removed per layer "
+        "(whole heads); null = ratio. `ratio` then applies to feed-forward neurons"
+    )
     global_pruning: bool = Field(
         False, description="rank channels across layers (uneven widths) instead of the same "
         "ratio per layer"
@@ -71,6 +83,10 @@ def spec_after_pruning(model: nn.Module, spec):
     if isinstance(spec, MlpSpec):
         hidden = [m.out_features for m in model.features if isinstance(m, nn.Linear)]
         return spec.model_copy(update={"hidden": hidden})
+    if isinstance(spec, TransformerSpec):
+        blocks = [EncoderLayerSpec(heads=layer.attn.num_heads, ff=layer.ff.fc1.out_features)
+                  for layer in model.layers]
+        return spec.model_copy(update={"blocks": blocks})
     blocks = [
         ResBlockSpec(mid=b.conv1.out_channels, out=b.conv2.out_channels, stride=b.conv1.stride[0],
                      projection=not isinstance(b.shortcut, nn.Identity))
@@ -135,17 +151,31 @@ class _Finetuner:
 def _structured(model, classifier, example, cfg: PruneConfig, data, finetune, device, log):
     import torch_pruning as tp
 
+    ignored, heads, free = [classifier], {}, None
+    if hasattr(model, "pruning_plan"):
+        # Transformer: whole heads (qkv rows + proj columns) and feed-forward neurons go; the
+        # residual width stays, as the layers that write it are kept whole.
+        heads, keep, free = model.pruning_plan()
+        ignored += keep
     pruner = tp.pruner.MetaPruner(
         model, example, importance=_importance(cfg.importance), pruning_ratio=cfg.ratio,
         iterative_steps=cfg.steps, global_pruning=cfg.global_pruning,
         max_pruning_ratio=cfg.max_layer_ratio, round_to=cfg.round_to if cfg.round_to > 1 else None,
-        ignored_layers=[classifier],
+        ignored_layers=ignored, unwrapped_parameters=free, num_heads=heads,
+        prune_num_heads=bool(heads), prune_head_dims=not heads,
+        head_pruning_ratio=cfg.ratio if cfg.head_ratio is None else cfg.head_ratio,
     )
+    if heads and not cfg.global_pruning:
+        # torch-pruning 1.6 applies each step's local head ratio to the heads left, not to the
+        # initial count (2 steps of a 0.5 schedule take 4 heads to 1): remove them all in step 1.
+        pruner.per_step_head_pruning_ratio = [0.0, pruner.head_pruning_ratio] + [0.0] * cfg.steps
     for step in range(1, cfg.steps + 1):
         if cfg.importance == "taylor":
             _taylor_gradients(model, data, cfg, device)
         model.cpu()
         pruner.step()
+        if hasattr(model, "after_pruning"):
+            model.after_pruning()
         model.zero_grad(set_to_none=True)
         log(step, model, finetune(model, step))
 
@@ -187,6 +217,12 @@ def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
     src = ctx.inputs[cfg.input]
     model, ckpt = load_model(src.path, data.input_shape)
     spec = parse_model_spec(ckpt["model"])
+    if isinstance(spec, RnnSpec):
+        raise StageError(
+            f"prune: stage '{cfg.input}' is an rnn ({spec.cell}); pruning supports mlp, resnet and "
+            "transformer (torch-pruning has no GRU pruner and its LSTM pruner is single-layer "
+            "only): shrink an rnn by distilling into a smaller `hidden` instead"
+        )
     teacher = None
     if cfg.teacher is not None:
         teacher, _ = load_model(ctx.inputs[cfg.teacher].path, data.input_shape,

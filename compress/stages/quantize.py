@@ -23,11 +23,15 @@ from compress.measure import ort as ort_measure
 from compress.measure.latency import measure_interleaved
 from compress.measure.system import cpu_info, versions
 from compress.quantization import (
+    RECURRENT_OPS,
     CalibrationConfig,
     Quantizer,
     Setting,
     calibration_sample,
+    int8_ops,
     node_sensitivity,
+    op_counts,
+    ops_text,
     preprocess,
 )
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
@@ -39,7 +43,9 @@ class QuantizeConfig(StageConfig):
     input: str = Field(description="id of the stage whose ONNX model is quantized")
     mode: Literal["static", "dynamic"] = Field(
         "static", description="static: calibrated int8 activations and weights; dynamic: int8 "
-        "weights, activations quantized at run time (MLP/RNN weights, no calibration)"
+        "weights, activations quantized at run time (MLP/RNN weights, no calibration). Models "
+        "with recurrent or MatMul ops (rnn, transformer) measure dynamic candidates in static "
+        "mode too"
     )
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     activation_type: Literal["auto", "uint8", "int8"] = Field(
@@ -79,10 +85,14 @@ class QuantizeConfig(StageConfig):
         return v
 
 
-def candidate_settings(cfg: QuantizeConfig) -> list[Setting]:
+def candidate_settings(cfg: QuantizeConfig, ops: dict[str, int] | None = None) -> list[Setting]:
+    """The settings measured. `ops` (op type counts of the float model): static QDQ leaves
+    recurrent ops float (ORT has no QDQ GRU/LSTM) while dynamic has an int8 LSTM and MatMul, so
+    models with those ops get the dynamic settings as candidates too."""
     ranges = {"auto": [False, True], "true": [True], "false": [False]}[cfg.reduce_range]
+    dynamic = [Setting("dynamic", "uint8", "qoperator", cfg.per_channel, r) for r in ranges]
     if cfg.mode == "dynamic":
-        return [Setting("dynamic", "uint8", "qoperator", cfg.per_channel, r) for r in ranges]
+        return dynamic
     acts = ["uint8", "int8"] if cfg.activation_type == "auto" else [cfg.activation_type]
     fmts = ["qdq", "qoperator"] if cfg.format == "auto" else [cfg.format]
     out = []
@@ -91,6 +101,8 @@ def candidate_settings(cfg: QuantizeConfig) -> list[Setting]:
             # Saturation is a uint8-activation issue; int8 x int8 kernels do not pair-sum.
             for r in (ranges if a == "uint8" else [cfg.reduce_range == "true"]):
                 out.append(Setting("static", a, f, cfg.per_channel, r))
+    if ops and any(op in ops for op in (*RECURRENT_OPS, "MatMul")):
+        out += dynamic
     return out
 
 
@@ -183,7 +195,8 @@ def metric_names(cfg: QuantizeConfig) -> tuple[str, ...]:
     return ("test_accuracy_pct", "val_accuracy_pct", "fp32_test_accuracy_pct",
             "fp32_val_accuracy_pct", "accuracy_drop_pts", "setting", "excluded_nodes",
             "faster_than_fp32", "int8_weight_fraction", "size_bytes", "fp32_size_bytes",
-            "calibration_method", *(f"speedup_vs_fp32_b{b}" for b in cfg.select_batch_sizes))
+            "calibration_method", "quantization_mode", "int8_ops", "float_ops", "note",
+            *(f"speedup_vs_fp32_b{b}" for b in cfg.select_batch_sizes))
 
 
 @register_stage(QuantizeConfig, produces="onnx", metrics=metric_names)
@@ -199,9 +212,10 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     ev = _Evaluator(cfg, data, src.path)
     x_calib = calibration_sample(data.x_train, cfg.calibration)
     quantizer = Quantizer(float_path, work, cfg.calibration, x_calib, ev.input)
+    settings = candidate_settings(cfg, op_counts(float_path))
 
     candidates = []
-    for setting in candidate_settings(cfg):
+    for setting in settings:
         path = quantizer.quantize(setting, work / f"{setting.name}.onnx")
         candidates.append({"setting": setting.name, "excluded_nodes": [], "path": path,
                            **ev.evaluate(path)})
@@ -224,7 +238,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
                + ("" if budget is None else f", within the {budget} pt val-accuracy budget"))
     else:
         start = max(candidates, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
-        setting = next(s for s in candidate_settings(cfg) if s.name == start["setting"])
+        setting = next(s for s in settings if s.name == start["setting"])
         x_debug = calibration_sample(data.x_val, cfg.calibration)[:256]
         chosen = _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, start, trials)
         within = chosen["val_drop_pts"] <= budget
@@ -237,6 +251,8 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     shutil.copyfile(chosen["path"], out)
     chosen_lat = chosen.get("latency") or {}
     faster = bool(chosen_lat) and all(v["speedup"] > 1 for v in chosen_lat.values())
+    dynamic = chosen["setting"].startswith("dynamic")
+    ops = int8_ops(out)
     warning = None
     if not faster:
         warning = (f"the int8 model ({chosen['setting']}) is not faster than fp32 at every batch "
@@ -256,7 +272,11 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         "int8_weight_fraction": round(int8_weight_fraction(out), 4),
         "size_bytes": out.stat().st_size,
         "fp32_size_bytes": src.path.stat().st_size,
-        "calibration_method": cfg.calibration.method if cfg.mode == "static" else None,
+        "calibration_method": None if dynamic else cfg.calibration.method,
+        "quantization_mode": "dynamic" if dynamic else "static",
+        "int8_ops": ops_text(ops["int8"]),
+        "float_ops": ops_text(ops["float"]),
+        "note": _float_note(ops["float"], dynamic),
     }
     for key, v in chosen_lat.items():
         metrics[f"speedup_vs_fp32_{key}"] = v["speedup"]
@@ -290,6 +310,15 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     })
     shutil.rmtree(work)
     return StageResult(primary="model.onnx", metrics=metrics)
+
+
+def _float_note(float_ops: dict[str, int], dynamic: bool) -> str | None:
+    recurrent = {op: n for op, n in float_ops.items() if op in RECURRENT_OPS}
+    if not recurrent:
+        return None
+    return (f"{ops_text(recurrent)} stay fp32: ONNX Runtime has no int8 kernel for them in "
+            f"{'dynamic' if dynamic else 'static QDQ'} quantization (only LSTM, dynamic); the "
+            "other weighted ops are int8")
 
 
 def _speedups_text(lat: dict) -> str:

@@ -1,0 +1,181 @@
+"""Transformer encoder classifier (ViT-style) over a sequence input.
+
+The sequence (last axis = time, as in `rnn`) is cut into tokens by a 1-D conv embedding: kernel =
+stride = `patch` is ViT's linear patchify; a wider `kernel` overlaps neighbouring patches (a conv
+stem). Then learned or sinusoidal positions, an optional [CLS] token, pre-norm encoder layers
+(LN -> multi-head self-attention -> residual, LN -> feed-forward -> residual), a final LN and
+cls or mean pooling.
+
+Attention is written out (one qkv Linear, matmul, softmax, one output Linear) so it exports to
+plain ONNX MatMul/Softmax ops and torch-pruning can remove whole heads: `blocks` records the real
+heads and feed-forward sizes of every layer after pruning.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
+from torch import nn
+
+from compress.errors import ConfigError
+
+
+class EncoderLayerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    heads: PositiveInt = Field(description="attention heads of this layer")
+    ff: PositiveInt = Field(description="feed-forward hidden units of this layer")
+
+
+class TransformerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arch: Literal["transformer"] = "transformer"
+    layers: int = Field(2, ge=1, le=24, description="encoder layers")
+    width: PositiveInt = Field(64, description="token width (model dimension)")
+    heads: PositiveInt = Field(4, description="attention heads; must divide width")
+    ff: PositiveInt = Field(128, description="feed-forward hidden units")
+    patch: PositiveInt = Field(1, description="sequence steps per token (embedding stride)")
+    kernel: PositiveInt | None = Field(
+        None, description="embedding conv kernel; null = patch (non-overlapping, ViT-style)"
+    )
+    positions: Literal["learned", "sinusoidal"] = Field("learned", description="position code")
+    pooling: Literal["cls", "mean"] = Field("mean", description="cls token or mean over tokens")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout in attention output and ff")
+    blocks: list[EncoderLayerSpec] | None = Field(
+        None, description="explicit per-layer heads/ff; overrides layers/heads/ff (set by pruning)"
+    )
+
+    @field_validator("heads")
+    @classmethod
+    def _heads_divide_width(cls, heads: int, info: ValidationInfo):
+        width = info.data.get("width")
+        if width and width % heads:
+            raise ValueError(f"heads ({heads}) must divide width ({width}); e.g. heads "
+                             f"{math.gcd(width, heads)}, or a width that is a multiple of {heads}")
+        return heads
+
+    @field_validator("kernel")
+    @classmethod
+    def _kernel_covers_patch(cls, kernel: int | None, info: ValidationInfo):
+        patch = info.data.get("patch")
+        if kernel is not None and patch and kernel < patch:
+            raise ValueError(f"kernel ({kernel}) must be >= patch ({patch}), or the embedding "
+                             "skips steps; null = patch")
+        return kernel
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    def layout(self) -> list[EncoderLayerSpec]:
+        if self.blocks is not None:
+            return list(self.blocks)
+        return [EncoderLayerSpec(heads=self.heads, ff=self.ff) for _ in range(self.layers)]
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int, head_dim: int, dropout: float):
+        super().__init__()
+        self.num_heads, self.head_dim = heads, head_dim
+        self.qkv = nn.Linear(width, 3 * heads * head_dim)
+        self.proj = nn.Linear(heads * head_dim, width)
+        self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
+
+    def sync(self) -> None:
+        """After torch-pruning removed whole heads from qkv/proj: the real head count."""
+        self.num_heads = self.qkv.out_features // (3 * self.head_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)
+        y = attn.softmax(dim=-1) @ v
+        y = y.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim)
+        return self.drop(self.proj(y))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, width: int, ff: int, dropout: float):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(width, ff), nn.GELU(), nn.Linear(ff, width)
+        self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.act(self.fc1(x))))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, width: int, spec: EncoderLayerSpec, head_dim: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width)
+        self.attn = Attention(width, spec.heads, head_dim, dropout)
+        self.norm2 = nn.LayerNorm(width)
+        self.ff = FeedForward(width, spec.ff, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ff(self.norm2(x))
+
+
+def sinusoidal(n: int, width: int) -> torch.Tensor:
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(1e4) / width))
+    pe = torch.zeros(n, width)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)[:, : width // 2]
+    return pe
+
+
+class Transformer(nn.Module):
+    def __init__(self, spec: TransformerSpec, input_shape: list[int], num_classes: int):
+        super().__init__()
+        if len(input_shape) < 2:
+            raise ConfigError(f"model: transformer reads sequences, (C, L) or (C, H, W) inputs, "
+                              f"but the data gives {input_shape}; use mlp for flat features")
+        steps, kernel = input_shape[-1], spec.kernel or spec.patch
+        if kernel > steps:
+            raise ConfigError(f"model: transformer patch/kernel {kernel} is longer than the "
+                              f"{steps}-step input; lower `patch` (and `kernel`)")
+        pad = (kernel - spec.patch + 1) // 2 if kernel > spec.patch else 0  # steps / patch tokens
+        self.embed = nn.Conv1d(math.prod(input_shape[:-1]), spec.width, kernel,
+                               stride=spec.patch, padding=pad)
+        tokens = (steps + 2 * pad - kernel) // spec.patch + 1
+        self.pooling = spec.pooling
+        if spec.pooling == "cls":
+            self.cls = nn.Parameter(torch.zeros(1, 1, spec.width))
+            tokens += 1
+        if spec.positions == "learned":
+            self.pos = nn.Parameter(torch.randn(1, tokens, spec.width) * 0.02)
+        else:
+            self.register_buffer("pos", sinusoidal(tokens, spec.width)[None], persistent=False)
+        self.layers = nn.Sequential(*[EncoderLayer(spec.width, s, spec.head_dim, spec.dropout)
+                                      for s in spec.layout()])
+        self.norm = nn.LayerNorm(spec.width)
+        self.head = nn.Linear(spec.width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x.reshape(x.shape[0], -1, x.shape[-1])).transpose(1, 2)
+        if self.pooling == "cls":
+            t = torch.cat([self.cls.expand(x.shape[0], -1, -1), t], dim=1)
+        t = self.norm(self.layers(t + self.pos))
+        return self.head(t[:, 0] if self.pooling == "cls" else t.mean(dim=1))
+
+    def after_pruning(self) -> None:
+        for layer in self.layers:
+            layer.attn.sync()
+
+    def pruning_plan(self) -> tuple[dict, list[nn.Module], list]:
+        """torch-pruning arguments: heads per qkv Linear; the layers that write the residual
+        stream (kept whole: only heads and feed-forward neurons are removed); and the free
+        parameters (positions, [CLS]) with their width axis."""
+        heads = {layer.attn.qkv: layer.attn.num_heads for layer in self.layers}
+        keep = [self.embed, self.head] + [m for layer in self.layers
+                                          for m in (layer.attn.proj, layer.ff.fc2)]
+        free = [(p, 2) for p in (getattr(self, "pos", None), getattr(self, "cls", None))
+                if isinstance(p, nn.Parameter)]
+        return heads, keep, free
