@@ -342,7 +342,7 @@ def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, r
                stage_dir: Path, progress: bool, log) -> dict:
     """Run one stage of a pipeline; its manifest entry, on every rank."""
     ctx = StageContext(stage_id=st.id, out_dir=stage_dir, data_cfg=cfg.data, inputs=inputs,
-                       pipeline=cfg.name, progress=progress, energy=cfg.energy)
+                       pipeline=cfg.name, progress=progress, energy=cfg.energy, cache_key=key)
     meter = EnergyMeter(cfg.energy)
 
     def on_main() -> dict:
