@@ -90,7 +90,7 @@ def check_parity(torch_out: np.ndarray, ort_out: np.ndarray, atol: float, rtol: 
     return max_diff
 
 
-def set_metadata(path: Path, props: dict[str, object]) -> None:
+def set_metadata(path: Path, props: dict[str, object], min_ort: dict | None = None) -> None:
     """Replace the model's `metadata_props` with `props` (plus the oldest onnxruntime that loads
     it) and drop what a consumer does not need: node debug annotations, unused opset imports."""
     import onnx
@@ -106,7 +106,7 @@ def set_metadata(path: Path, props: dict[str, object]) -> None:
     keep = [o for o in model.opset_import if o.domain in used or o.domain == "ai.onnx"]
     del model.opset_import[:]
     model.opset_import.extend(keep)
-    props = {**props, "compress.min_onnxruntime": min_onnxruntime_of(model)}
+    props = {**props, "compress.min_onnxruntime": min_ort or min_onnxruntime_of(model)}
     # The exporter annotates every node with torch stack traces and source paths: debugging
     # aids that leak local paths and, for a small student, make up half of the file.
     for node in model.graph.node:
