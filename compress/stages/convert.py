@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -62,6 +63,8 @@ def convert_to_ort(onnx_path: Path, out_dir: Path, source: dict | None = None
                                    "optimization": "Fixed, level all, no NchwcTransformer"}
         set_metadata(src, meta, min_ort=min_onnxruntime(0, {}, ort_format_by=ort.__version__))
         chatter = io.StringIO()
+        # The tool narrates on stdout and logs at INFO where it wrote the config: not news here.
+        logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)
         try:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 convert_onnx_models_to_ort(src, Path(tmp) / "out",
