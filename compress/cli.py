@@ -213,7 +213,7 @@ def export(checkpoint: Path, out: Path, fmt: str, **values) -> None:
     from compress.stages import Artifact
 
     if onnx_input(checkpoint):
-        return export_formats(checkpoint, out, fmt)
+        return export_formats(checkpoint, out, fmt, given=True)
     ckpt = artifacts.load_checkpoint(checkpoint)
     cfg = build_config(_stage_cls("export"), "compress export",
                        {"id": "export", "input": "checkpoint", **values})

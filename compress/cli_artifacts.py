@@ -35,13 +35,14 @@ def onnx_input(path: Path) -> bool:
     return path.suffix.lower() == ".onnx"
 
 
-def export_formats(model: Path, out: Path, fmt: str) -> None:
-    """After `compress export` (or instead of it, for an .onnx input): the edge formats asked."""
+def export_formats(model: Path, out: Path, fmt: str, given: bool = False) -> None:
+    """After `compress export` (or instead of it, when the user `given` an .onnx): the edge
+    formats asked for."""
     from compress.errors import ConfigError
     from compress.runner import make_folder, remove_empty
 
     if fmt == "onnx":
-        if onnx_input(model):
+        if given:
             raise ConfigError(f"compress export: {model} is already an ONNX model; give a "
                               "checkpoint, or --format ort to convert it")
         return
