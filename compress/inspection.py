@@ -191,5 +191,5 @@ def format_inspection(info: dict) -> str:
     lines.append("metadata       " + ("(none)" if not meta else ""))
     for key, value in meta.items():
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        lines.append(f"  {key}: {text if len(text) <= 300 else text[:297] + '...'}")
+        lines.append(f"  {key}: {text}")
     return "\n".join(lines)
