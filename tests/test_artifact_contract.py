@@ -34,6 +34,7 @@ def test_every_onnx_artifact_carries_the_contract_of_that_file(compress_run):
         own = metrics.get("test_accuracy_pct", metrics.get("ort_test_accuracy_pct"))
         assert meta["compress.metrics"]["test_accuracy_pct"] == own, sid
         assert meta["compress.metrics"]["test_samples"] == 360
+        assert "size_bytes" not in meta["compress.metrics"]  # a file cannot state its own size
         assert meta["compress.input"]["name"] == "input"
         assert set(meta["compress.preprocessing"]) >= {"mean", "std", "layout", "formula"}
         assert meta["compress.class_labels"] == [str(i) for i in range(10)]

@@ -131,7 +131,9 @@ def source_of(ctx: StageContext, src, **extra) -> dict:
 def accuracy_entry(metrics: dict, accuracy_pct: float, samples: int) -> dict:
     """`compress.metrics` with this file's own ORT test accuracy under the one name every
     artifact uses (`test_accuracy_pct`), and the number of test samples it was measured on."""
-    return {**metrics, "test_accuracy_pct": accuracy_pct, "test_samples": samples,
+    # A file cannot state its own size (writing it changes it): the manifest has it.
+    own = {k: v for k, v in metrics.items() if k != "size_bytes"}
+    return {**own, "test_accuracy_pct": accuracy_pct, "test_samples": samples,
             "accuracy_measured_with": "onnxruntime CPU, argmax over the held-out test split"}
 
 
