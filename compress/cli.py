@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from compress import __version__
+from compress.cli_artifacts import FORMAT_OPTION, export_formats, inspect_command, onnx_input
 from compress.cli_ci import ci_options, compare
 from compress.cli_options import YamlValue, build_config, config_options
 from compress.distributed import rank_prefix
@@ -207,18 +208,22 @@ def train(data, out: Path, **values) -> None:
 @cli.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @OUT_OPTION
+@FORMAT_OPTION
 @config_options(_stage_cls("export"), skip={"id", "stage", "input"})
-def export(checkpoint: Path, out: Path, **values) -> None:
+def export(checkpoint: Path, out: Path, fmt: str, **values) -> None:
     """Export CHECKPOINT to ONNX, check parity with PyTorch and measure accuracy in ORT."""
     from compress import artifacts
     from compress.stages import Artifact
 
+    if onnx_input(checkpoint):
+        return export_formats(checkpoint, out, fmt, given=True)
     ckpt = artifacts.load_checkpoint(checkpoint)
     cfg = build_config(_stage_cls("export"), "compress export",
                        {"id": "export", "input": "checkpoint", **values})
     art = Artifact("checkpoint", "checkpoint", checkpoint, artifacts.sha256_file(checkpoint))
     _run_standalone(cfg, _data_config(ckpt["data"], f"{checkpoint}: data "),
                     {"checkpoint": art}, out)
+    export_formats(out / "model.onnx", out, fmt)
 
 
 def _checkpoint_input(path: Path, name: str):
@@ -390,6 +395,7 @@ def verify(ctx: click.Context, folder: Path, as_json: bool) -> None:
 
 
 cli.add_command(compare)
+cli.add_command(inspect_command)
 
 
 def main() -> None:

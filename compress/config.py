@@ -218,7 +218,8 @@ def _check_metric_gate(metric: str, by_id: dict, source: str) -> None:
                           f"'{name}'; {hint}(it reports: {', '.join(shown)})")
 
 
-_KIND_NOUN = {"checkpoint": "a checkpoint", "onnx": "an ONNX model", "bench": "a benchmark"}
+_KIND_NOUN = {"checkpoint": "a checkpoint", "onnx": "an ONNX model", "bench": "a benchmark",
+              "ort": "an ORT-format model"}
 
 
 def check_graph(cfg: PipelineConfig, source: str) -> None:

@@ -68,6 +68,24 @@ def _defaults(fn) -> dict[str, str]:
             if p.default is not inspect.Parameter.empty and p.default is not None}
 
 
+def _own_metadata(paths: dict[str, Path], fp32_onnx: Path) -> None:
+    """ORT's quantizers copy the teacher's metadata, metrics included: a peer file would claim
+    the teacher's accuracy. Keep how to feed it; say what made it; its figures are in bench.json."""
+    from compress.artifacts import sha256_file
+    from compress.measure.ort import read_metadata
+    from compress.stages.export import set_metadata
+
+    meta = {k: v for k, v in read_metadata(fp32_onnx).items()
+            if k.startswith("compress.") and k not in ("compress.metrics", "compress.source",
+                                                       "compress.min_onnxruntime")}
+    for name, path in paths.items():
+        fn = "quantize_static" if name == STATIC else "quantize_dynamic"
+        set_metadata(path, {**meta, "compress.source": {
+            "made_by": f"onnxruntime.quantization.{fn} with its default options (a bench peer: "
+                       "its accuracy and latency are in bench.json)",
+            "from_onnx_sha256": sha256_file(fp32_onnx)}})
+
+
 def quantize_peers(fp32_onnx: Path, x_train: np.ndarray, samples: int, seed: int,
                    out_dir: Path) -> tuple[dict[str, Path], dict[str, dict]]:
     """Write `peer_ort_static.onnx` and `peer_ort_dynamic.onnx` under `out_dir`.
@@ -105,6 +123,7 @@ def quantize_peers(fp32_onnx: Path, x_train: np.ndarray, samples: int, seed: int
     except Exception as e:  # ORT's quantizer raises plain exceptions for unsupported graphs
         raise StageError(f"peers: onnxruntime.quantization failed on {fp32_onnx} "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    _own_metadata(paths, fp32_onnx)
     used = {
         STATIC: {"defaults": _defaults(quantize_static), "pre_processing": "none",
                  "calibration": {"samples": len(x), "split": "train", "seed": seed,

@@ -320,6 +320,12 @@ def run_pipeline(
             gate_results = evaluate_gates(cfg, manifest, root) if cfg.gates else []
             manifest["gates"] = gate_results
             manifest["finished_at"] = _now()
+            # What a downstream app needs: the model to ship, and every model file with its
+            # sha256, size, accuracy and oldest onnxruntime (README.md repeats them in words).
+            from compress.report.consumer import artifact_index, ship_stage
+
+            manifest["ship"] = ship_stage(cfg)
+            manifest["artifacts"] = artifact_index(root, manifest)
             artifacts.write_json(manifest_path, manifest)
             from compress.report import write_report
 
@@ -342,7 +348,7 @@ def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, r
                stage_dir: Path, progress: bool, log) -> dict:
     """Run one stage of a pipeline; its manifest entry, on every rank."""
     ctx = StageContext(stage_id=st.id, out_dir=stage_dir, data_cfg=cfg.data, inputs=inputs,
-                       pipeline=cfg.name, progress=progress, energy=cfg.energy)
+                       pipeline=cfg.name, progress=progress, energy=cfg.energy, cache_key=key)
     meter = EnergyMeter(cfg.energy)
 
     def on_main() -> dict:

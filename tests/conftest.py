@@ -107,6 +107,7 @@ COMPRESS_PIPELINE = {
         {"id": "student_fp32", "stage": "export", "input": "pruned"},
         {"id": "student_int8", "stage": "quantize", "input": "student_fp32",
          "calibration": {"samples": 128}, "select_time_s": 0.05},
+        {"id": "student_int8_ort", "stage": "convert", "input": "student_int8"},
         {"id": "bench", "stage": "bench", "models": ["student_fp32", "student_int8"],
          "batch_sizes": [1, 8], "warmup_runs": 2, "min_runs": 5, "min_time_s": 0.0},
     ],

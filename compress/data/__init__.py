@@ -95,6 +95,13 @@ def _normalise(name: str, raw: RawSplits) -> Dataset:
     )
 
 
+def raw_test_split(cfg) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out test split before normalisation (x in model layout, y): what a consumer
+    of an exported model feeds it, raw, and checks its predictions against."""
+    raw: RawSplits = _LOADERS[cfg.source](cfg)
+    return raw.x_test, raw.y_test.astype(np.int64)
+
+
 def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
     """Apply stored per-channel statistics to raw inputs shaped (N, C, ...)."""
     if x.shape[1] != len(mean):

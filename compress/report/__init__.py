@@ -50,7 +50,11 @@ def write_report(root: str | Path, manifest: dict | None = None) -> dict[str, ob
         "plots_input_sha256": digest,
     })
     summary = summary_table(benches[last]) if last else ""
-    return {"markdown": text, "files": ["report.md", "report.json", *plots], "summary": summary}
+    from compress.report.consumer import write_consumer_files
+
+    consumer = write_consumer_files(root, manifest)
+    return {"markdown": text, "files": ["report.md", "report.json", *plots, *consumer],
+            "summary": summary}
 
 
 def _previous_plots(root: Path, digest: str) -> list[str] | None:

@@ -65,6 +65,7 @@ class StageContext:
     pipeline: str = ""
     progress: bool = True
     energy: Any = None  # the pipeline's EnergyConfig (power model, grid intensity); None = defaults
+    cache_key: str = ""  # the runner's content hash for this stage; "" outside a pipeline
 
     def dataset(self):
         from compress.data import load_dataset

@@ -83,13 +83,10 @@ class BenchConfig(StageConfig):
 
 def onnx_param_count(path) -> int:
     """Elements of the float and 8-bit initializers: the weights. Integer shape and index
-    constants (int32/int64) are not parameters."""
-    import onnx
+    constants (int32/int64) are not parameters (counted as `compress inspect` does)."""
+    from compress.inspection import inspect_file
 
-    kinds = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
-             onnx.TensorProto.DOUBLE, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
-    model = onnx.load(str(path))
-    return int(sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in kinds))
+    return int(inspect_file(path)["params"])
 
 
 def batch_of(x: np.ndarray, n: int) -> np.ndarray:

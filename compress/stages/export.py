@@ -90,11 +90,23 @@ def check_parity(torch_out: np.ndarray, ort_out: np.ndarray, atol: float, rtol: 
     return max_diff
 
 
-def set_metadata(path: Path, props: dict[str, object]) -> None:
+def set_metadata(path: Path, props: dict[str, object], min_ort: dict | None = None) -> None:
+    """Replace the model's `metadata_props` with `props` (plus the oldest onnxruntime that loads
+    it) and drop what a consumer does not need: node debug annotations, unused opset imports."""
     import onnx
+
+    import compress
+    from compress.ort_compat import min_onnxruntime_of
 
     model = onnx.load(str(path))
     del model.metadata_props[:]
+    # ORT's optimizer (quant_pre_process) declares every domain it knows (ai.onnx.ml 5, training,
+    # nchwc...): unused, they would only make older runtimes refuse the file.
+    used = {n.domain for n in model.graph.node} | {""}
+    keep = [o for o in model.opset_import if o.domain in used or o.domain == "ai.onnx"]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    props = {**props, "compress.min_onnxruntime": min_ort or min_onnxruntime_of(model)}
     # The exporter annotates every node with torch stack traces and source paths: debugging
     # aids that leak local paths and, for a small student, make up half of the file.
     for node in model.graph.node:
@@ -104,9 +116,25 @@ def set_metadata(path: Path, props: dict[str, object]) -> None:
         entry = model.metadata_props.add()
         entry.key = key
         entry.value = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    model.producer_name = "compress"
+    model.producer_name, model.producer_version = "compress", compress.__version__
     with artifacts.atomic_path(path) as tmp:
         onnx.save(model, str(tmp))
+
+
+def source_of(ctx: StageContext, src, **extra) -> dict:
+    """`compress.source`: the pipeline, stage and cache key (the runner's content hash of the
+    stage's config, inputs, data and code) that made the file, and what it was made from."""
+    return {"pipeline": ctx.pipeline, "stage": ctx.stage_id, "cache_key": ctx.cache_key,
+            "from_stage": src.stage_id, **extra}
+
+
+def accuracy_entry(metrics: dict, accuracy_pct: float, samples: int) -> dict:
+    """`compress.metrics` with this file's own ORT test accuracy under the one name every
+    artifact uses (`test_accuracy_pct`), and the number of test samples it was measured on."""
+    # A file cannot state its own size (writing it changes it): the manifest has it.
+    own = {k: v for k, v in metrics.items() if k != "size_bytes"}
+    return {**own, "test_accuracy_pct": accuracy_pct, "test_samples": samples,
+            "accuracy_measured_with": "onnxruntime CPU, argmax over the held-out test split"}
 
 
 def contract_metadata(ckpt: dict, data, metrics: dict, source: dict) -> dict:
@@ -116,7 +144,10 @@ def contract_metadata(ckpt: dict, data, metrics: dict, source: dict) -> dict:
                            "dtype": "float32"},
         "compress.output": {"name": OUTPUT_NAME, "shape": ["batch", data.num_classes],
                             "meaning": "class logits (argmax = prediction)"},
-        "compress.preprocessing": ckpt["preprocessing"],
+        "compress.preprocessing": {
+            **ckpt["preprocessing"],
+            "formula": "x = ((raw - mean[c]) / std[c]) per channel c (axis 1), computed in "
+                       "float64, then cast to float32"},
         "compress.class_labels": ckpt["class_labels"],
         "compress.data": ckpt["data"],
         "compress.metrics": metrics,
@@ -169,8 +200,8 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
         "params": count_params(model),
         "opset": cfg.opset,
     }
-    set_metadata(out, contract_metadata(ckpt, data, metrics, {
-        "pipeline": ctx.pipeline, "stage": ctx.stage_id, "from_stage": src.stage_id,
-        "checkpoint_sha256": src.sha256}))
+    set_metadata(out, contract_metadata(
+        ckpt, data, accuracy_entry(metrics, ort_acc, len(data.y_test)),
+        source_of(ctx, src, checkpoint_sha256=src.sha256)))
     metrics["size_bytes"] = out.stat().st_size
     return StageResult(primary="model.onnx", metrics=metrics)

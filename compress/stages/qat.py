@@ -26,7 +26,13 @@ from compress.quantization import (
     preprocess,
 )
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.stages.export import contract_metadata, export_onnx, set_metadata
+from compress.stages.export import (
+    accuracy_entry,
+    contract_metadata,
+    export_onnx,
+    set_metadata,
+    source_of,
+)
 from compress.stages.quantize import int8_weight_fraction
 from compress.training import TrainOptions, accuracy_pct, fit, predict_logits, resolve_device
 
@@ -102,9 +108,9 @@ def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
     metrics["accuracy_change_pts"] = round(metrics["test_accuracy_pct"] - before, 4)
     metrics["int8_weight_fraction"] = round(int8_weight_fraction(out), 4)
     del session
-    set_metadata(out, contract_metadata(ckpt, data, metrics, {
-        "pipeline": ctx.pipeline, "stage": ctx.stage_id, "from_stage": src.stage_id,
-        "checkpoint_sha256": src.sha256}) | {
+    meta_metrics = accuracy_entry(metrics, metrics["test_accuracy_pct"], len(data.y_test))
+    set_metadata(out, contract_metadata(ckpt, data, meta_metrics, source_of(
+        ctx, src, checkpoint_sha256=src.sha256)) | {
         "compress.quantization": {"setting": setting.name, "mode": "qat",
                                   "calibration": cfg.calibration.model_dump(mode="json")}})
     metrics["size_bytes"] = out.stat().st_size

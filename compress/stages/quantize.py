@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from compress import artifacts
@@ -36,6 +35,7 @@ from compress.quantization import (
 )
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.stages.bench import batch_of
+from compress.stages.export import accuracy_entry, set_metadata, source_of
 
 
 class QuantizeConfig(StageConfig):
@@ -152,19 +152,10 @@ def _score(lat: dict) -> float:
 
 
 def int8_weight_fraction(path: Path) -> float:
-    """Share of weight elements stored as 8-bit integers."""
-    import onnx
+    """Share of weight elements stored as 8-bit integers (counted as `compress inspect` does)."""
+    from compress.inspection import inspect_file
 
-    eight = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
-    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
-    n8 = nf = 0
-    for t in onnx.load(str(path)).graph.initializer:
-        size = int(np.prod(t.dims))
-        if t.data_type in eight:
-            n8 += size
-        elif t.data_type in floats and size > 1:
-            nf += size
-    return n8 / max(1, n8 + nf)
+    return float(inspect_file(path)["int8_weight_fraction"])
 
 
 def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials) -> dict:
@@ -282,17 +273,15 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         metrics[f"speedup_vs_fp32_{key}"] = v["speedup"]
 
     meta = ort_measure.read_metadata(src.path)
-    meta["compress.metrics"] = metrics
-    meta["compress.source"] = {"pipeline": ctx.pipeline, "stage": ctx.stage_id,
-                               "from_stage": src.stage_id, "onnx_sha256": src.sha256}
+    meta["compress.metrics"] = accuracy_entry(metrics, chosen["test_accuracy_pct"],
+                                              len(data.y_test))
+    meta["compress.source"] = source_of(ctx, src, onnx_sha256=src.sha256)
     meta["compress.quantization"] = {"setting": chosen["setting"], "mode": cfg.mode,
                                      "per_channel": cfg.per_channel,
                                      "calibration": cfg.calibration.model_dump(mode="json"),
                                      "excluded_nodes": chosen["excluded_nodes"]}
     meta["compress.versions"] = versions()
     meta["compress.measured_on"] = cpu_info()
-    from compress.stages.export import set_metadata
-
     set_metadata(out, meta)
     metrics["size_bytes"] = out.stat().st_size
 

@@ -89,3 +89,18 @@ def test_peer_names_are_reserved():
     raw = _with_peers(models=["teacher_onnx", TORCH])
     with pytest.raises(ConfigError, match="reserved for peers"):
         parse_pipeline(raw, "p.yaml")
+
+
+def test_peer_files_do_not_claim_the_teachers_figures(peers_run):
+    # setup: ORT's quantizers copy the teacher's metadata into the peer files
+    from compress.measure.ort import read_metadata
+
+    root, _ = peers_run
+    for name in (STATIC, DYNAMIC):
+        # execute
+        meta = read_metadata(root / "bench" / "peers" / f"{name}.onnx")
+        # assert
+        assert "compress.metrics" not in meta
+        assert "bench peer" in meta["compress.source"]["made_by"]
+        assert meta["compress.input"]["name"] == "input"
+        assert meta["compress.min_onnxruntime"]["version"]

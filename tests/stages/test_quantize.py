@@ -179,5 +179,10 @@ def test_qat_exports_an_int8_model_that_ort_runs(compress_run, tmp_path):
     path = tmp_path / "qat" / "model.onnx"
     assert metrics["int8_weight_fraction"] > 0.9
     assert metrics["test_accuracy_pct"] > 20
-    assert read_metadata(path)["compress.quantization"]["mode"] == "qat"
-    assert make_session(path, 1).get_inputs()[0].name == "input"
+    meta = read_metadata(path)
+    assert meta["compress.quantization"]["mode"] == "qat"
+    assert meta["compress.metrics"]["test_accuracy_pct"] == metrics["test_accuracy_pct"]
+    assert meta["compress.min_onnxruntime"]["version"]
+    session = make_session(path, 1)
+    assert session.get_inputs()[0].name == "input"
+    assert session.get_outputs()[0].name == "logits"

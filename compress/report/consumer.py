@@ -1,0 +1,194 @@
+"""What a downstream app needs from a pipeline's output folder, written when every run finishes
+(cached or not): `README.md` (which file to ship, its inputs and outputs, how to preprocess,
+expected accuracy and latency, the oldest onnxruntime that loads it, how to run the example)
+and `test_data.npz` (the raw held-out test split, for examples/classify.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from compress import artifacts
+
+MODEL_KINDS = {".onnx": "onnx", ".ort": "ort"}
+TEST_DATA = "test_data.npz"
+
+
+def ship_stage(cfg) -> str | None:
+    """The stage whose model to ship: the gates' candidate when it is a stage of the pipeline,
+    else the last quantize/qat stage, else the last export."""
+    from compress.gates import gate_bench
+
+    kinds = {s.id: s.stage for s in cfg.stages}
+    if cfg.gates is not None:
+        bench = gate_bench(cfg.stages, cfg.gates)
+        candidate = cfg.gates.candidate or (bench.models[-1] if bench else None)
+        if candidate in kinds:
+            return candidate
+    for wanted in (("quantize", "qat"), ("export",)):
+        found = [s.id for s in cfg.stages if s.stage in wanted]
+        if found:
+            return found[-1]
+    return None
+
+
+def artifact_index(root: Path, manifest: dict) -> list[dict]:
+    """Every model file the run produced: path, stage, sha256, size, its own test accuracy and
+    the oldest onnxruntime that loads it (from the file's metadata)."""
+    from compress.errors import CompressError
+    from compress.measure.ort import read_metadata
+
+    out = []
+    for sid, st in manifest["stages"].items():
+        primary = st.get("primary", "")
+        kind = MODEL_KINDS.get(Path(primary).suffix)
+        rec = st.get("outputs", {}).get(primary)
+        if kind is None or not rec:
+            continue
+        metrics = st.get("metrics", {})
+        acc = metrics.get("test_accuracy_pct", metrics.get("ort_test_accuracy_pct"))
+        min_ort = None
+        if kind == "onnx":
+            try:
+                min_ort = read_metadata(root / primary).get("compress.min_onnxruntime")
+            except CompressError:
+                min_ort = None
+        else:
+            from compress.inspection import inspect_file
+
+            min_ort = inspect_file(root / primary)["min_onnxruntime"]
+        out.append({"path": primary, "stage": sid, "stage_kind": st.get("stage"), "format": kind,
+                    "sha256": rec["sha256"], "size_bytes": rec["size_bytes"],
+                    "test_accuracy_pct": acc,
+                    "min_onnxruntime": (min_ort or {}).get("version"),
+                    "ship": sid == manifest.get("ship")})
+    return out
+
+
+def write_test_data(root: Path, data_spec: dict) -> dict | None:
+    """`test_data.npz`: x (raw, model layout), y, class_labels; None if the data cannot load."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from compress.data import DataConfig, load_dataset, raw_test_split
+    from compress.errors import CompressError
+
+    try:
+        cfg = TypeAdapter(DataConfig).validate_python(data_spec)
+        x, y = raw_test_split(cfg)
+        labels = load_dataset(cfg).class_labels
+    except (ValidationError, CompressError, OSError):
+        return None
+    with artifacts.atomic_path(root / TEST_DATA) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, x=x, y=y, class_labels=np.array(labels))
+    return {"samples": int(len(y)), "x_shape": list(x.shape), "x_dtype": str(x.dtype)}
+
+
+def _latency(root: Path, manifest: dict, model: str) -> str:
+    """'p50 X ms at batch 1, Y ms at batch N (1 thread, CPU)' from the last bench measuring it."""
+    from compress.errors import CompressError
+
+    for sid, st in reversed(list(manifest["stages"].items())):
+        if st.get("stage") != "bench":
+            continue
+        try:
+            bench = artifacts.read_json(root / sid / "bench.json")
+        except CompressError:
+            continue
+        lat = bench.get("models", {}).get(model, {}).get("latency", {})
+        t1 = {v["batch_size"]: v["p50_ms"] for k, v in lat.items() if v.get("threads") == 1}
+        if not t1:
+            continue
+        cpu = bench.get("cpu", {})
+        parts = ", ".join(f"{ms:.3g} ms at batch {b}" for b, ms in sorted(t1.items()))
+        isa = ", ".join(cpu.get("isa", [])) or "no listed ISA extensions"
+        return (f"p50 {parts}, 1 intra-op thread, measured by stage `{sid}` on "
+                f"{cpu.get('cpu_model', '?')} ({isa}); int8 speed depends on those ISA flags")
+    return "not measured (the pipeline has no bench stage measuring it)"
+
+
+def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: dict | None) -> str:
+    from compress.measure.ort import read_metadata
+
+    name = manifest["pipeline"]
+    ship = next((a for a in index if a["ship"]), None)
+    lines = [f"# `{name}`: the model to ship", "",
+             "Generated from `manifest.json` by `compress run` (and `compress report`); the run "
+             f"finished {manifest.get('finished_at')} and measured every figure here.", ""]
+    if ship is None:
+        lines += ["This pipeline produced no ONNX model.", ""]
+        return "\n".join(lines)
+    meta = read_metadata(root / ship["path"])
+    inp, outp = meta.get("compress.input", {}), meta.get("compress.output", {})
+    pre = meta.get("compress.preprocessing", {})
+    labels = meta.get("compress.class_labels", [])
+    edge = [a for a in index if a["format"] == "ort"
+            and manifest["stages"][a["stage"]].get("config", {}).get("input") == ship["stage"]]
+    lines += [
+        f"**Ship `{ship['path']}`** (stage `{ship['stage']}`, a `{ship['stage_kind']}` stage; "
+        "the gates' candidate, else the last quantized model): "
+        f"{ship['size_bytes']:,} bytes, sha256 `{ship['sha256']}`.",
+        "",
+        f"- oldest onnxruntime that loads it: **{ship['min_onnxruntime']}** "
+        f"({(meta.get('compress.min_onnxruntime') or {}).get('why', '?')})",
+    ]
+    for a in edge:
+        lines.append(f"- the same model in ORT format (mobile / reduced builds): `{a['path']}` "
+                     f"(needs onnxruntime >= {a['min_onnxruntime']}); operators for a reduced "
+                     f"build: `{Path(a['path']).parent}/model.required_operators.config`")
+    lines += [
+        "",
+        "## Inputs and outputs",
+        "",
+        f"- input `{inp.get('name')}`: {inp.get('dtype')} {inp.get('shape')} "
+        f"(layout {pre.get('layout')}; the batch axis is dynamic)",
+        f"- output `{outp.get('name')}`: {outp.get('shape')}, {outp.get('meaning')}",
+        f"- class labels (index -> label): {labels}",
+        "",
+        "## Preprocessing",
+        "",
+        f"{pre.get('formula', 'x = (raw - mean[c]) / std[c] per channel c')}, with",
+        f"mean = {pre.get('mean')}, std = {pre.get('std')} (from the training split). All of",
+        "this is in the model's `metadata_props` (`compress.input`, `compress.preprocessing`,",
+        "`compress.class_labels`), so a consumer needs no other file.",
+        "",
+        "## Expected accuracy and latency",
+        "",
+        f"- test accuracy: **{ship['test_accuracy_pct']:.2f} %** on "
+        f"{(test_data or {}).get('samples', '?')} held-out samples, in onnxruntime on the CPU "
+        "(`compress.metrics.test_accuracy_pct` in the file)",
+        f"- latency: {_latency(root, manifest, ship['stage'])}",
+        "",
+        "## Run it",
+        "",
+        "```",
+        f"pip install 'onnxruntime>={ship['min_onnxruntime']}' numpy",
+        f"python examples/classify.py exported/{name}/{ship['path']}",
+        "```",
+        "",
+        f"`examples/classify.py` needs only onnxruntime and numpy. It reads `{TEST_DATA}` beside "
+        "this file (x: the raw test inputs in model layout, y: labels), preprocesses x as the "
+        "metadata says, predicts, and compares its accuracy with the one stored in the model.",
+        "",
+        "## Every model of this run",
+        "",
+        "| file | stage | format | size | test accuracy | onnxruntime >= | sha256 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in index:
+        acc = "-" if a["test_accuracy_pct"] is None else f"{a['test_accuracy_pct']:.2f} %"
+        lines.append(f"| `{a['path']}`{' (ship)' if a['ship'] else ''} | {a['stage']} "
+                     f"({a['stage_kind']}) | {a['format']} | {a['size_bytes']:,} B | {acc} | "
+                     f"{a['min_onnxruntime'] or '?'} | `{a['sha256'][:16]}...` |")
+    lines += ["", "`compress verify exported/NAME` rehashes every file against `manifest.json`; "
+              "`compress inspect FILE` shows any model's opsets, ops, weights and metadata.", ""]
+    return "\n".join(lines)
+
+
+def write_consumer_files(root: Path, manifest: dict) -> list[str]:
+    """Write README.md and test_data.npz into a pipeline's output folder; the names written."""
+    index = manifest.get("artifacts") or artifact_index(root, manifest)
+    test_data = write_test_data(root, manifest.get("data") or {})
+    artifacts.write_text(root / "README.md", consumer_readme(root, manifest, index, test_data))
+    return ["README.md"] + ([TEST_DATA] if test_data else [])
