@@ -4,7 +4,8 @@ reproduce its embeddings.
 Consumes a `pretrained` checkpoint (and its precomputed embeddings); produces `model.pt`: a
 student that keeps a subset of the teacher's layers (DistilBERT-style initialisation), the most
 important feed-forward neurons, and only the vocabulary of the training sentences (remapped
-inside the model), trained on cosine + MSE to the teacher's normalised embeddings.
+inside the model), trained on cosine + MSE to the teacher's normalised embeddings (optionally
+also on every token's last hidden state).
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ class EmbedDistillConfig(StageConfig):
     weight_decay: float = Field(0.01, ge=0)
     cosine_weight: float = Field(1.0, ge=0, description="weight of (1 - cosine) in the loss")
     mse_weight: float = Field(1.0, ge=0, description="weight of the embeddings' MSE x hidden")
+    freeze_embeddings: bool = Field(
+        True, description="keep the teacher's token/position embeddings as they are (fewer "
+        "weights to fit on a small corpus, and a much cheaper optimizer step)")
+    token_weight: float = Field(
+        0.0, ge=0, description="weight of the per-token last-hidden-state MSE (relative to the "
+        "teacher's mean square): a target per token rather than per sentence; 0 = off")
     importance_sentences: int = Field(256, ge=1, description="train sentences that rank neurons")
     seed: int = Field(0, ge=0)
 
@@ -51,6 +58,32 @@ def _loss(student: torch.Tensor, teacher: torch.Tensor, cfg: EmbedDistillConfig)
     # Summed over the hidden axis, so the MSE is on the same scale as the cosine term.
     mse = ((student - teacher) ** 2).sum(-1).mean()
     return cfg.cosine_weight * (1 - cos) + cfg.mse_weight * mse
+
+
+@torch.no_grad()
+def token_states(teacher, tok, sentences: list[str], batch: int = 64) -> list[torch.Tensor]:
+    """The teacher's last hidden state of every real token of every sentence (fp16, computed
+    once): the student is taught each token's output, not only their mean."""
+    from compress.text.encoder import tokenize
+
+    out: list[torch.Tensor] = [torch.empty(0)] * len(sentences)
+    order = np.argsort([len(s) for s in sentences], kind="stable")
+    for i in range(0, len(order), batch):
+        idx = order[i:i + batch]
+        ids, mask = tokenize(tok, [sentences[j] for j in idx])
+        h, _ = teacher.tokens_and_embedding(torch.from_numpy(ids), torch.from_numpy(mask))
+        for row, j in enumerate(idx):
+            out[j] = h[row, : int(mask[row].sum())].half()
+    return out
+
+
+def _token_loss(h: torch.Tensor, targets: list[torch.Tensor], mask: torch.Tensor,
+                scale: float) -> torch.Tensor:
+    t = torch.zeros_like(h)
+    for row, target in enumerate(targets):
+        t[row, : len(target)] = target.float()
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (((h - t) ** 2) * m).sum() / (m.sum() * h.shape[-1] * scale)
 
 
 def length_grouped_batches(lengths: np.ndarray, batch: int, rng) -> list[np.ndarray]:
@@ -109,8 +142,13 @@ def embed_distill(cfg: EmbedDistillConfig, ctx: StageContext) -> StageResult:
 
     torch.manual_seed(cfg.seed)
     student = make_student(teacher, tok, cfg, corpus.train)
+    tokens = token_states(teacher, tok, corpus.train) if cfg.token_weight > 0 else []
+    scale = float(torch.cat(tokens).float().pow(2).mean()) if tokens else 1.0
     del teacher
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.freeze_embeddings:
+        student.bert.embeddings.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     steps = cfg.epochs * -(-len(corpus.train) // cfg.batch_size)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -125,8 +163,12 @@ def embed_distill(cfg: EmbedDistillConfig, ctx: StageContext) -> StageResult:
     for epoch in range(1, cfg.epochs + 1):
         student.train()
         for idx in length_grouped_batches(lengths, cfg.batch_size, rng):
-            ids, mask = tokenize(tok, [corpus.train[j] for j in idx])
-            loss = _loss(student(torch.from_numpy(ids), torch.from_numpy(mask)), y_train[idx], cfg)
+            ids, mask = (torch.from_numpy(a) for a in tokenize(tok, [corpus.train[j] for j in idx]))
+            h, emb = student.tokens_and_embedding(ids, mask)
+            loss = _loss(emb, y_train[idx], cfg)
+            if tokens:
+                loss = loss + cfg.token_weight * _token_loss(h, [tokens[j] for j in idx], mask,
+                                                             scale)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

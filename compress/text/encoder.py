@@ -37,12 +37,16 @@ class SentenceEncoder(nn.Module):
             self.register_buffer("vocab_map", torch.zeros(original_vocab_size, dtype=torch.int32))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.tokens_and_embedding(input_ids, attention_mask)[1]
+
+    def tokens_and_embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """(last hidden state per token, sentence embedding)."""
         if self.original_vocab_size is not None:
             input_ids = self.vocab_map[input_ids].long()
         h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         w = attention_mask.unsqueeze(-1).to(h.dtype)
         pooled = (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
-        return nn.functional.normalize(pooled, dim=-1)
+        return h, nn.functional.normalize(pooled, dim=-1)
 
     def hf_config(self) -> dict:
         return self.bert.config.to_diff_dict() | {"model_type": "bert",

@@ -23,7 +23,7 @@ def tiny_text_pipeline(model_dir) -> dict:
         "stages": [
             {"id": "teacher", "stage": "pretrained", "model": str(model_dir)},
             {"id": "student", "stage": "embed_distill", "teacher": "teacher", "layers": [0, 2],
-             "ff_neurons": 32, "epochs": 2, "lr": 0.001},
+             "ff_neurons": 32, "epochs": 2, "lr": 0.001, "token_weight": 1.0},
             {"id": "teacher_onnx", "stage": "embed_export", "input": "teacher"},
             {"id": "student_onnx", "stage": "embed_export", "input": "student"},
             {"id": "student_int8", "stage": "embed_quantize", "input": "student_onnx",
