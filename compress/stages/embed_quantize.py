@@ -104,7 +104,8 @@ def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
     del sessions
     candidates = {n: {"setting": SETTINGS[n].name if n in SETTINGS else "fp32",
                       "val_cosine": val_cos[n], "size_bytes": paths[n].stat().st_size,
-                      "latency": lat[n].as_dict(), "eligible": n in ok} for n in paths}
+                      "latency": lat[n].as_dict(),
+                      "eligible": n in ok if n in cfg.modes else None} for n in paths}
     artifacts.write_json(ctx.out_dir / "candidates.json", {
         "chosen": chosen, "rule": f"fastest p50 at batch 1, {feed['input_ids'].shape[1]} tokens, "
         f"{cfg.threads} thread(s), among val cosine >= fp32 - {cfg.max_cosine_drop}",

@@ -99,6 +99,7 @@ def test_quantize_measures_both_modes_and_picks_by_the_rule(text_run):
     # assert: both measured, the choice follows the recorded rule
     assert set(cands) == {"fp32", "dynamic", "static"}
     eligible = [k for k in ("dynamic", "static") if cands[k]["eligible"]]
+    assert cands["fp32"]["eligible"] is None  # the reference, not a candidate
     for k in ("dynamic", "static"):
         ok = cands[k]["val_cosine"] >= cands["fp32"]["val_cosine"] - 0.01
         assert cands[k]["eligible"] == ok and cands[k]["latency"]["p50_ms"] > 0
