@@ -47,7 +47,7 @@ def teacher_embeddings(artifact_path: Path) -> dict[str, np.ndarray]:
     path = artifact_path.parent / EMBEDDINGS
     if not path.is_file():
         raise ConfigError(f"{path}: not found; the teacher must be a `pretrained` stage")
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 

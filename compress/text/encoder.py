@@ -60,15 +60,15 @@ def packaged_model_dir(name: str) -> Path:
     if name not in PACKAGED:
         raise ConfigError(f"unknown pretrained model '{name}'; use a folder with config.json "
                           f"and model.safetensors, or one of: {', '.join(PACKAGED)}")
-    import importlib
+    import importlib.util
 
     pkg, sub = PACKAGED[name]
-    try:
-        mod = importlib.import_module(pkg)
-    except ImportError as e:
+    # Located, not imported: only its data files are read.
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or spec.origin is None:
         raise ConfigError(f"pretrained model '{name}' is not installed: "
-                          "pip install 'compress[transformers]'") from e
-    return Path(mod.__file__).parent / sub
+                          "pip install 'compress[transformers]'")
+    return Path(spec.origin).parent / sub
 
 
 def load_pretrained(folder: Path) -> SentenceEncoder:
