@@ -64,9 +64,12 @@ class _Reader:
     """ORT's calibration protocol (`get_next() -> feed | None`) over a seeded train sample, with
     `set_range` so ORT can consume it stride by stride."""
 
-    def __init__(self, input_name: str, x: np.ndarray, batch: int):
-        self.batches = [{input_name: np.ascontiguousarray(x[i : i + batch])}
-                        for i in range(0, len(x), batch)]
+    def __init__(self, input_name: str | None, x: np.ndarray | dict[str, np.ndarray], batch: int):
+        # A model with several inputs (a text encoder's ids and mask) passes them by name.
+        arrays = x if isinstance(x, dict) else {input_name: x}
+        n = len(next(iter(arrays.values())))
+        self.batches = [{k: np.ascontiguousarray(v[i : i + batch]) for k, v in arrays.items()}
+                        for i in range(0, n, batch)]
         self.set_range(0, len(self.batches))
 
     def __len__(self) -> int:
@@ -94,14 +97,15 @@ def _quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def preprocess(src: Path, dst: Path) -> None:
+def preprocess(src: Path, dst: Path, symbolic_shapes: bool = True) -> None:
     """ORT's recommended pre-processing: shape inference and graph optimisation (BN folded into
-    Conv), so quantization sees the graph the runtime will run."""
+    Conv), so quantization sees the graph the runtime will run. `symbolic_shapes=False` for
+    graphs ORT's symbolic shape inference cannot follow (a transformer's dynamic sequence)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
         with _quiet():
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=not symbolic_shapes)
     except Exception as e:  # ORT raises plain Exceptions from its optimizer
         raise StageError(f"{src}: quantization pre-processing failed: {str(e)[:300]}") from e
 
@@ -110,7 +114,7 @@ class Quantizer:
     """Quantizes one pre-processed float model with a given setting; calibrates once."""
 
     def __init__(self, float_path: Path, work: Path, calib: CalibrationConfig,
-                 x_calib: np.ndarray, input_name: str):
+                 x_calib: np.ndarray | dict[str, np.ndarray], input_name: str | None):
         self.float_path, self.work, self.calib = float_path, work, calib
         self.reader = _Reader(input_name, x_calib, calib.batch_size)
         self.cache = work / "calibration.json"

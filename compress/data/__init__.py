@@ -18,10 +18,12 @@ from compress.artifacts import canonical_json, sha256_file
 from compress.data.digits import DigitsData, load_digits_raw
 from compress.data.mnist1d import Mnist1dData, load_mnist1d_raw
 from compress.data.npz import NpzData, load_npz_raw
+from compress.data.pydoc import PydocData, TextCorpus, load_pydoc_corpus
 from compress.data.splits import RawSplits
 from compress.errors import DataError
 
-DataConfig = Annotated[DigitsData | Mnist1dData | NpzData, Field(discriminator="source")]
+DataConfig = Annotated[DigitsData | Mnist1dData | NpzData | PydocData,
+                       Field(discriminator="source")]
 
 _LOADERS = {"digits": load_digits_raw, "mnist1d": load_mnist1d_raw, "npz": load_npz_raw}
 
@@ -56,7 +58,7 @@ class Dataset:
         return {"layout": self.layout, "mean": self.mean, "std": self.std, "dtype": "float32"}
 
 
-def load_dataset(cfg) -> Dataset:
+def load_dataset(cfg) -> Dataset | TextCorpus:
     """Load, split, check and normalise the data a config describes (cached per process)."""
     key = canonical_json(cfg.model_dump(mode="json"))
     path = getattr(cfg, "path", None)
@@ -66,7 +68,9 @@ def load_dataset(cfg) -> Dataset:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(_key: str, cfg) -> Dataset:
+def _load_cached(_key: str, cfg) -> Dataset | TextCorpus:
+    if cfg.source == "pydoc":
+        return load_pydoc_corpus(cfg)  # sentences: no arrays to normalise
     raw: RawSplits = _LOADERS[cfg.source](cfg)
     return _normalise(cfg.source, raw)
 
@@ -110,4 +114,5 @@ def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.nda
     return ((x - np.reshape(mean, shape)) / np.reshape(std, shape)).astype(np.float32)
 
 
-__all__ = ["DataConfig", "Dataset", "DigitsData", "Mnist1dData", "NpzData", "load_dataset"]
+__all__ = ["DataConfig", "Dataset", "DigitsData", "Mnist1dData", "NpzData", "PydocData",
+           "TextCorpus", "load_dataset"]

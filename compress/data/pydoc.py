@@ -1,0 +1,91 @@
+"""Real English sentences, offline: the Python documentation shipped in the standard library
+(`pydoc_data.topics`), cleaned and split deterministically, de-duplicated and length-filtered,
+then split train/val/test with a seed. Text data for sentence-embedding pipelines (no labels)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from compress.data.splits import SplitFields
+
+# A sentence ends at . ! or ? followed by white space and a capital letter or a quote.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+_CODE_LINE = re.compile(r"^\s*(>>>|\.\.\. |[#$@])")
+_BULLET = re.compile(r"^\s*([*-]|\d+\.)\s+")
+
+
+class PydocData(SplitFields):
+    source: Literal["pydoc"] = "pydoc"
+    test_fraction: float = Field(0.15, gt=0, lt=0.5, description="fraction held out for test")
+    min_words: int = Field(6, ge=1, le=100, description="shorter sentences are dropped")
+    max_words: int = Field(60, ge=2, le=500, description="longer sentences are dropped")
+    max_sentences: int | None = Field(
+        None, ge=30, description="keep this many sentences (seeded sample); None = all")
+
+
+@dataclass(frozen=True)
+class TextCorpus:
+    """Sentences for the three splits; no labels (targets come from a teacher model)."""
+
+    name: str
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+
+def clean_sentences(text: str, min_words: int, max_words: int) -> list[str]:
+    """Prose sentences of one documentation page, in order: paragraphs that look like code or
+    tables are skipped, line breaks folded, sentences split at their final punctuation."""
+    out = []
+    for para in re.split(r"\n\s*\n", text):
+        lines = [ln for ln in para.splitlines() if ln.strip()]
+        if not lines:
+            continue
+        first = lines[0]
+        bullet = _BULLET.match(first)
+        # Interactive sessions and grammar rules; other code is caught sentence by sentence
+        # (it rarely starts with a capital and ends with a full stop, and is mostly symbols).
+        if any(_CODE_LINE.match(ln) or "::=" in ln for ln in lines):
+            continue
+        if any(set(ln.strip()) <= set("=-*+|") for ln in lines):
+            continue  # a table or an underlined heading
+        if bullet:
+            lines[0] = first[bullet.end():]
+        flat = " ".join(ln.strip() for ln in lines)
+        for s in _SENTENCE_END.split(flat):
+            s = s.strip()
+            words = s.split()
+            letters = sum(c.isalpha() for c in s)
+            if (min_words <= len(words) <= max_words and s[:1].isupper()
+                    and s[-1:] in ".!?:" and letters >= 0.7 * len(s.replace(" ", ""))):
+                out.append(s)
+    return out
+
+
+def pydoc_sentences(min_words: int = 6, max_words: int = 60) -> list[str]:
+    """Every distinct sentence of the stdlib's documentation topics, in a fixed order."""
+    from pydoc_data.topics import topics
+
+    seen: dict[str, None] = {}
+    for key in sorted(topics):
+        for s in clean_sentences(topics[key], min_words, max_words):
+            seen.setdefault(s, None)
+    return list(seen)
+
+
+def load_pydoc_corpus(cfg: PydocData) -> TextCorpus:
+    sentences = pydoc_sentences(cfg.min_words, cfg.max_words)
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(sentences))
+    if cfg.max_sentences is not None:
+        order = order[: cfg.max_sentences]
+    n_test = max(1, round(len(order) * cfg.test_fraction))
+    n_val = max(1, round(len(order) * cfg.val_fraction))
+    pick = [sentences[i] for i in order]
+    return TextCorpus(name="pydoc", test=pick[:n_test], val=pick[n_test:n_test + n_val],
+                      train=pick[n_test + n_val:])

@@ -1,0 +1,198 @@
+"""Stage `embed_distill`: a smaller sentence encoder cut from a pretrained one and trained to
+reproduce its embeddings.
+
+Consumes a `pretrained` checkpoint (and its precomputed embeddings); produces `model.pt`: a
+student that keeps a subset of the teacher's layers (DistilBERT-style initialisation), the most
+important feed-forward neurons, and only the vocabulary of the training sentences (remapped
+inside the model), trained on cosine + MSE to the teacher's normalised embeddings (optionally
+also on every token's last hidden state).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from compress import artifacts
+from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.stages.pretrained import teacher_embeddings, text_corpus
+
+METRICS = ("initial_val_cosine", "val_cosine", "test_cosine", "params", "vocab_size", "layers",
+           "ff_neurons", "best_epoch", "train_s")
+
+
+class EmbedDistillConfig(StageConfig):
+    stage: Literal["embed_distill"] = "embed_distill"
+    teacher: str = Field(description="id of the `pretrained` stage the student learns from")
+    layers: list[int] = Field([0, 5], min_length=1,
+                              description="teacher layers the student starts from, in order")
+    ff_neurons: int | None = Field(None, ge=1,
+                                   description="feed-forward neurons kept per layer; None = all")
+    vocab: Literal["corpus", "full"] = Field(
+        "corpus", description="corpus: keep only the train sentences' tokens (+ specials)")
+    epochs: int = Field(20, ge=1, le=1000)
+    batch_size: int = Field(32, ge=1, le=4096)
+    lr: float = Field(1e-4, gt=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    cosine_weight: float = Field(1.0, ge=0, description="weight of (1 - cosine) in the loss")
+    mse_weight: float = Field(1.0, ge=0, description="weight of the embeddings' MSE x hidden")
+    freeze_embeddings: bool = Field(
+        True, description="keep the teacher's token/position embeddings as they are (fewer "
+        "weights to fit on a small corpus, and a much cheaper optimizer step)")
+    token_weight: float = Field(
+        0.0, ge=0, description="weight of the per-token last-hidden-state MSE (relative to the "
+        "teacher's mean square): a target per token rather than per sentence; 0 = off")
+    importance_sentences: int = Field(256, ge=1, description="train sentences that rank neurons")
+    seed: int = Field(0, ge=0)
+
+    references = {"teacher": {"checkpoint"}}
+
+
+def _loss(student: torch.Tensor, teacher: torch.Tensor, cfg: EmbedDistillConfig) -> torch.Tensor:
+    cos = torch.nn.functional.cosine_similarity(student, teacher, dim=-1).mean()
+    # Summed over the hidden axis, so the MSE is on the same scale as the cosine term.
+    mse = ((student - teacher) ** 2).sum(-1).mean()
+    return cfg.cosine_weight * (1 - cos) + cfg.mse_weight * mse
+
+
+@torch.no_grad()
+def token_states(teacher, tok, sentences: list[str], batch: int = 64) -> list[torch.Tensor]:
+    """The teacher's last hidden state of every real token of every sentence (fp16, computed
+    once): the student is taught each token's output, not only their mean."""
+    from compress.text.encoder import tokenize
+
+    out: list[torch.Tensor] = [torch.empty(0)] * len(sentences)
+    order = np.argsort([len(s) for s in sentences], kind="stable")
+    for i in range(0, len(order), batch):
+        idx = order[i:i + batch]
+        ids, mask = tokenize(tok, [sentences[j] for j in idx])
+        h, _ = teacher.tokens_and_embedding(torch.from_numpy(ids), torch.from_numpy(mask))
+        for row, j in enumerate(idx):
+            out[j] = h[row, : int(mask[row].sum())].half()
+    return out
+
+
+def _token_loss(h: torch.Tensor, targets: list[torch.Tensor], mask: torch.Tensor,
+                scale: float) -> torch.Tensor:
+    t = torch.zeros_like(h)
+    for row, target in enumerate(targets):
+        t[row, : len(target)] = target.float()
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (((h - t) ** 2) * m).sum() / (m.sum() * h.shape[-1] * scale)
+
+
+def length_grouped_batches(lengths: np.ndarray, batch: int, rng) -> list[np.ndarray]:
+    """Shuffled batches of sentences of similar length: a random permutation cut into groups of
+    32 batches, each sorted by length, then the batches shuffled. Much less padding to compute
+    than purely random batches, nearly as random."""
+    order = rng.permutation(len(lengths))
+    group = 32 * batch
+    batches = []
+    for g in range(0, len(order), group):
+        chunk = order[g:g + group]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch] for i in range(0, len(chunk), batch)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def make_student(teacher, tok, cfg: EmbedDistillConfig, train: list[str]):
+    """The untrained student: layer subset, then pruned feed-forward, then the kept vocabulary."""
+    from compress.text.encoder import tokenize
+    from compress.text.shrink import (
+        corpus_vocabulary,
+        ff_importance,
+        keep_layers,
+        prune_ff,
+        restrict_vocab,
+    )
+
+    student = keep_layers(teacher, cfg.layers)
+    if cfg.ff_neurons is not None:
+        ids, mask = tokenize(tok, train[: cfg.importance_sentences])
+        prune_ff(student, cfg.ff_neurons, ff_importance(student, ids, mask))
+    if cfg.vocab == "corpus":
+        student = restrict_vocab(student, corpus_vocabulary(tok, train), tok.token_to_id("[UNK]"))
+    return student
+
+
+@register_stage(EmbedDistillConfig, produces="checkpoint", metrics=lambda cfg: METRICS)
+def embed_distill(cfg: EmbedDistillConfig, ctx: StageContext) -> StageResult:
+    from compress.text.encoder import (
+        checkpoint_payload,
+        copy_tokenizer,
+        embed,
+        encoder_from_checkpoint,
+        load_tokenizer,
+        tokenize,
+    )
+    from compress.text.metrics import mean_cosine
+
+    src = ctx.inputs[cfg.teacher]
+    ckpt = artifacts.load_checkpoint(src.path)
+    teacher = encoder_from_checkpoint(ckpt, src.path)
+    targets = teacher_embeddings(src.path)
+    corpus = text_corpus(ctx)
+    copy_tokenizer(src.path.parent, ctx.out_dir)
+    tok = load_tokenizer(ctx.out_dir, ckpt.get("max_length", 128))
+
+    torch.manual_seed(cfg.seed)
+    student = make_student(teacher, tok, cfg, corpus.train)
+    tokens = token_states(teacher, tok, corpus.train) if cfg.token_weight > 0 else []
+    scale = float(torch.cat(tokens).float().pow(2).mean()) if tokens else 1.0
+    del teacher
+    if cfg.freeze_embeddings:
+        student.bert.embeddings.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * -(-len(corpus.train) // cfg.batch_size)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup + 1))))
+    rng = np.random.default_rng(cfg.seed)
+    y_train = torch.from_numpy(targets["train"])
+    lengths = np.array([len(s) for s in corpus.train])
+    student.eval()
+    initial = mean_cosine(embed(student, tok, corpus.val), targets["val"])  # what the cut lost
+    best = (initial, 0, copy.deepcopy(student.state_dict()))
+    t0 = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        student.train()
+        for idx in length_grouped_batches(lengths, cfg.batch_size, rng):
+            ids, mask = (torch.from_numpy(a) for a in tokenize(tok, [corpus.train[j] for j in idx]))
+            h, emb = student.tokens_and_embedding(ids, mask)
+            loss = _loss(emb, y_train[idx], cfg)
+            if tokens:
+                loss = loss + cfg.token_weight * _token_loss(h, [tokens[j] for j in idx], mask,
+                                                             scale)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        student.eval()
+        val = mean_cosine(embed(student, tok, corpus.val), targets["val"])
+        if val > best[0]:
+            best = (val, epoch, copy.deepcopy(student.state_dict()))
+        if ctx.progress:
+            print(f"[{ctx.stage_id}] epoch {epoch}/{cfg.epochs}: loss {loss.item():.4f}, "
+                  f"val cosine {val:.4f} (from {initial:.4f}), "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+    train_s = time.perf_counter() - t0
+    student.load_state_dict(best[2])
+    c = student.bert.config
+    metrics = {
+        "initial_val_cosine": initial, "val_cosine": best[0],
+        "test_cosine": mean_cosine(embed(student, tok, corpus.test), targets["test"]),
+        "params": sum(p.numel() for p in student.parameters()), "vocab_size": c.vocab_size,
+        "layers": c.num_hidden_layers, "ff_neurons": c.intermediate_size,
+        "best_epoch": best[1], "train_s": round(train_s, 2),
+    }
+    artifacts.save_checkpoint(ctx.out_dir / "model.pt", checkpoint_payload(
+        student, max_length=ckpt.get("max_length", 128), source_model=ckpt.get("source_model"),
+        layers_from_teacher=list(cfg.layers), data=ctx.data_cfg.model_dump(mode="json"),
+        config=cfg.model_dump(mode="json"), metrics=metrics))
+    return StageResult(primary="model.pt", metrics=metrics)

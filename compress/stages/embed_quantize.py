@@ -1,0 +1,127 @@
+"""Stage `embed_quantize`: int8 sentence encoder, static or dynamic chosen by measurement.
+
+Consumes an `embed_export` ONNX model and the `pretrained` teacher's embeddings; produces
+`model.onnx` (int8, same inputs, outputs and metadata) and `candidates.json`. Every candidate
+setting is built, its cosine to the teacher measured in ONNX Runtime on the val sentences and
+its latency at batch 1 interleaved with the others; the fastest candidate that keeps the cosine
+within `max_cosine_drop` of the float model wins (else the most faithful one).
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Literal
+
+from pydantic import Field
+
+from compress import artifacts
+from compress.measure import ort as ort_measure
+from compress.quantization import CalibrationConfig, Quantizer, Setting, preprocess
+from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.stages.pretrained import teacher_embeddings, text_corpus
+
+SETTINGS = {
+    "dynamic": Setting("dynamic", "uint8", "qoperator", per_channel=True),
+    "static": Setting("static", "uint8", "qdq", per_channel=True),
+}
+
+
+class EmbedQuantizeConfig(StageConfig):
+    stage: Literal["embed_quantize"] = "embed_quantize"
+    input: str = Field(description="id of the embed_export stage to quantize")
+    teacher: str = Field(description="id of the pretrained stage whose embeddings are the target")
+    modes: list[Literal["dynamic", "static"]] = Field(
+        ["dynamic", "static"], min_length=1, description="candidates, measured side by side")
+    calibration: CalibrationConfig = Field(
+        default_factory=lambda: CalibrationConfig(samples=256, batch_size=16),
+        description="static only: train sentences whose activations set the int8 ranges")
+    max_cosine_drop: float = Field(0.01, ge=0, le=2,
+                                   description="val cosine a candidate may lose vs the fp32 model")
+    sequence_length: int = Field(128, ge=2, le=512, description="latency input length (tokens)")
+    threads: int = Field(1, ge=0, description="ORT intra-op threads while timing")
+    latency_time_s: float = Field(2.0, ge=0, description="measured time per candidate")
+
+    references = {"input": {"onnx"}, "teacher": {"checkpoint"}}
+
+
+def metric_names(cfg: EmbedQuantizeConfig) -> list[str]:
+    per = [f"{m}.{k}" for m in ["fp32", *cfg.modes] for k in ("val_cosine", "p50_ms")]
+    return ["chosen", "val_cosine", "test_cosine", "size_bytes", "p50_ms", *per]
+
+
+def full_length_feed(tok, sentences: list[str], length: int) -> dict:
+    """One input of exactly `length` real tokens (sentences run together), batch 1."""
+    from compress.text.encoder import tokenize
+
+    text, ids = "", None
+    for s in sentences:
+        text = f"{text} {s}"
+        ids, mask = tokenize(tok, [text])
+        if ids.shape[1] >= length:
+            break
+    return {"input_ids": ids[:, :length], "attention_mask": mask[:, :length]}
+
+
+@register_stage(EmbedQuantizeConfig, produces="onnx", metrics=metric_names)
+def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
+    import numpy as np
+
+    from compress.measure.latency import measure_interleaved
+    from compress.quantization import calibration_sample
+    from compress.stages.export import set_metadata
+    from compress.text.encoder import copy_tokenizer, load_tokenizer, ort_embed, tokenize
+    from compress.text.metrics import mean_cosine
+
+    src = ctx.inputs[cfg.input]
+    targets = teacher_embeddings(ctx.inputs[cfg.teacher].path)
+    corpus = text_corpus(ctx)
+    copy_tokenizer(src.path.parent, ctx.out_dir)
+    meta = ort_measure.read_metadata(src.path)
+    max_length = (meta.get("compress.preprocessing") or {}).get("max_length", 128)
+    tok = load_tokenizer(ctx.out_dir, max_length)
+    work = ctx.out_dir / "work"
+    work.mkdir()
+    pre = work / "preprocessed.onnx"
+    preprocess(src.path, pre, symbolic_shapes=False)
+    # One shape for the whole calibration set (padded to its longest sentence).
+    calib = calibration_sample(np.array(corpus.train, dtype=object), cfg.calibration).tolist()
+    ids, mask = tokenize(tok, calib)
+    quantizer = Quantizer(pre, work, cfg.calibration, {"input_ids": ids, "attention_mask": mask},
+                          None)
+    paths = {"fp32": src.path}
+    for mode in cfg.modes:
+        paths[mode] = quantizer.quantize(SETTINGS[mode], work / f"{mode}.onnx")
+    sessions = {n: ort_measure.make_session(p, threads=cfg.threads) for n, p in paths.items()}
+    val_cos = {n: mean_cosine(ort_embed(s, tok, corpus.val), targets["val"])
+               for n, s in sessions.items()}
+    feed = full_length_feed(tok, corpus.val, cfg.sequence_length)
+    lat = measure_interleaved(sessions, dict.fromkeys(sessions, feed), warmup_runs=5,
+                              min_runs=20, min_time_s=cfg.latency_time_s)
+    ok = [m for m in cfg.modes if val_cos[m] >= val_cos["fp32"] - cfg.max_cosine_drop]
+    chosen = (min(ok, key=lambda m: lat[m].p50_ms) if ok
+              else max(cfg.modes, key=lambda m: val_cos[m]))
+    test_cos = mean_cosine(ort_embed(sessions[chosen], tok, corpus.test), targets["test"])
+    del sessions
+    candidates = {n: {"setting": SETTINGS[n].name if n in SETTINGS else "fp32",
+                      "val_cosine": val_cos[n], "size_bytes": paths[n].stat().st_size,
+                      "latency": lat[n].as_dict(),
+                      "eligible": n in ok if n in cfg.modes else None} for n in paths}
+    artifacts.write_json(ctx.out_dir / "candidates.json", {
+        "chosen": chosen, "rule": f"fastest p50 at batch 1, {feed['input_ids'].shape[1]} tokens, "
+        f"{cfg.threads} thread(s), among val cosine >= fp32 - {cfg.max_cosine_drop}",
+        "candidates": candidates})
+    out = ctx.out_dir / "model.onnx"
+    shutil.copyfile(paths[chosen], out)
+    shutil.rmtree(work)
+    metrics = {"chosen": chosen, "val_cosine": val_cos[chosen], "test_cosine": test_cos,
+               "p50_ms": lat[chosen].p50_ms}
+    for n in paths:
+        metrics[f"{n}.val_cosine"] = val_cos[n]
+        metrics[f"{n}.p50_ms"] = lat[n].p50_ms
+    meta["compress.metrics"] = metrics
+    meta["compress.quantization"] = {"chosen": SETTINGS[chosen].name, "candidates": candidates}
+    meta["compress.source"] = {"pipeline": ctx.pipeline, "stage": ctx.stage_id,
+                               "from_stage": src.stage_id, "onnx_sha256": src.sha256}
+    set_metadata(out, meta)
+    metrics["size_bytes"] = out.stat().st_size
+    return StageResult(primary="model.onnx", metrics=metrics)

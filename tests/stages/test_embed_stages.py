@@ -1,0 +1,150 @@
+"""Text stages end to end on a tiny random BERT and a small slice of the pydoc sentences:
+pretrained -> embed_distill -> embed_export -> embed_quantize -> embed_bench, through the runner."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from compress import artifacts  # noqa: E402
+from compress.measure.ort import make_session, read_metadata  # noqa: E402
+
+
+def tiny_text_pipeline(model_dir) -> dict:
+    return {
+        "name": "tinytext",
+        "data": {"source": "pydoc", "seed": 0, "max_sentences": 160},
+        "stages": [
+            {"id": "teacher", "stage": "pretrained", "model": str(model_dir)},
+            {"id": "student", "stage": "embed_distill", "teacher": "teacher", "layers": [0, 2],
+             "ff_neurons": 32, "epochs": 2, "lr": 0.001, "token_weight": 1.0},
+            {"id": "teacher_onnx", "stage": "embed_export", "input": "teacher"},
+            {"id": "student_onnx", "stage": "embed_export", "input": "student"},
+            {"id": "student_int8", "stage": "embed_quantize", "input": "student_onnx",
+             "teacher": "teacher", "calibration": {"samples": 32, "batch_size": 8},
+             "latency_time_s": 0.0},
+            {"id": "bench", "stage": "embed_bench", "teacher": "teacher",
+             "models": ["teacher_onnx", "student_int8"], "warmup_runs": 1, "min_runs": 5,
+             "min_time_s": 0.0},
+        ],
+        "gates": {"metrics": [{"metric": "bench.student_int8.size_reduction", "min": 1.0}]},
+    }
+
+
+@pytest.fixture(scope="module")
+def text_run(tiny_bert_dir, tmp_path_factory):
+    from compress.config import parse_pipeline
+    from compress.runner import run_pipeline
+
+    cfg = parse_pipeline(tiny_text_pipeline(tiny_bert_dir), "tinytext.yaml")
+    summary = run_pipeline(cfg, tmp_path_factory.mktemp("text"), progress=False, log=lambda m: None)
+    return summary.root, summary.manifest
+
+
+def test_student_starts_from_the_teacher_layers_and_corpus_vocabulary(text_run):
+    # execute
+    root, manifest = text_run
+    ckpt = artifacts.load_checkpoint(root / "student" / "model.pt")
+    m = manifest["stages"]["student"]["metrics"]
+    # assert
+    assert ckpt["layers_from_teacher"] == [0, 2] and m["layers"] == 2 and m["ff_neurons"] == 32
+    assert ckpt["hf_config"]["vocab_size"] == m["vocab_size"] < 30522
+    assert ckpt["state_dict"]["vocab_map"].shape == (30522,)
+    assert (root / "student" / "tokenizer.json").is_file()
+    assert -1 <= m["val_cosine"] <= 1
+
+
+def test_export_is_dynamic_in_batch_and_sequence_with_parity(text_run):
+    from compress.text.encoder import encoder_from_checkpoint
+
+    # setup
+    root, manifest = text_run
+    path = root / "student_onnx" / "model.onnx"
+    model = onnx.load(str(path))
+    ckpt = artifacts.load_checkpoint(root / "student" / "model.pt")
+    torch_model = encoder_from_checkpoint(ckpt, root / "student" / "model.pt")
+    session = make_session(path, threads=1)
+    rng = np.random.default_rng(0)
+    # execute / assert
+    assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask"]
+    assert model.graph.output[0].name == "sentence_embedding"
+    for batch, seq in ((1, 5), (3, 17), (2, 128)):
+        ids = rng.integers(1000, 30000, (batch, seq)).astype(np.int64)
+        mask = np.ones_like(ids)
+        mask[0, seq // 2:] = 0
+        got = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        with torch.no_grad():
+            want = torch_model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        assert got.shape == (batch, 32)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    assert manifest["stages"]["student_onnx"]["metrics"]["parity_max_abs_diff"] < 1e-4
+    meta = read_metadata(path)
+    assert meta["compress.input"]["name"] == ["input_ids", "attention_mask"]
+    assert meta["compress.preprocessing"]["max_length"] == 128
+    assert meta["compress.source"]["pipeline"] == "tinytext"
+
+
+def test_quantize_measures_both_modes_and_picks_by_the_rule(text_run):
+    # execute
+    root, manifest = text_run
+    report = artifacts.read_json(root / "student_int8" / "candidates.json")
+    m = manifest["stages"]["student_int8"]["metrics"]
+    cands = report["candidates"]
+    # assert: both measured, the choice follows the recorded rule
+    assert set(cands) == {"fp32", "dynamic", "static"}
+    eligible = [k for k in ("dynamic", "static") if cands[k]["eligible"]]
+    assert cands["fp32"]["eligible"] is None  # the reference, not a candidate
+    for k in ("dynamic", "static"):
+        ok = cands[k]["val_cosine"] >= cands["fp32"]["val_cosine"] - 0.01
+        assert cands[k]["eligible"] == ok and cands[k]["latency"]["p50_ms"] > 0
+    if eligible:
+        assert m["chosen"] == min(eligible, key=lambda k: cands[k]["latency"]["p50_ms"])
+    assert m["size_bytes"] < cands["fp32"]["size_bytes"]  # tiny: the id map weighs most
+    assert read_metadata(root / "student_int8" / "model.onnx")["compress.quantization"]["chosen"]
+
+
+def test_bench_reports_quality_size_and_speed_against_the_teacher(text_run):
+    # execute
+    _, manifest = text_run
+    m = manifest["stages"]["bench"]["metrics"]
+    # assert
+    assert m["teacher_onnx.test_cosine"] == pytest.approx(1.0, abs=1e-4)
+    assert m["teacher_onnx.recall_at_10"] == pytest.approx(1.0)
+    assert m["teacher_onnx.b1_s128_t1.speedup"] == 1.0
+    assert 0 <= m["student_int8.recall_at_10"] <= 1
+    assert m["student_int8.size_reduction"] > 2
+    assert manifest["gates"][0]["passed"]
+
+
+def test_text_stage_on_image_data_is_a_one_line_error(tiny_bert_dir, tmp_path):
+    from compress.config import parse_pipeline
+    from compress.errors import ConfigError
+    from compress.runner import run_pipeline
+
+    # setup
+    p = copy.deepcopy(tiny_text_pipeline(tiny_bert_dir))
+    p["data"] = {"source": "digits"}
+    p["stages"] = p["stages"][:1]
+    del p["gates"]
+    # execute / assert
+    with pytest.raises(ConfigError, match="needs text data"):
+        run_pipeline(parse_pipeline(p, "x.yaml"), tmp_path, progress=False, log=lambda m: None)
+
+
+def test_unknown_layer_in_a_pipeline_is_a_one_line_error(tiny_bert_dir, tmp_path):
+    from compress.config import parse_pipeline
+    from compress.errors import ConfigError
+    from compress.runner import run_pipeline
+
+    p = tiny_text_pipeline(tiny_bert_dir)
+    p["stages"] = p["stages"][:2]
+    p["stages"][1]["layers"] = [0, 9]
+    del p["gates"]
+    with pytest.raises(ConfigError, match=r"layers \[0, 9\]"):
+        run_pipeline(parse_pipeline(p, "x.yaml"), tmp_path, progress=False, log=lambda m: None)
