@@ -102,6 +102,8 @@ def _normalise(name: str, raw: RawSplits) -> Dataset:
 def raw_test_split(cfg) -> tuple[np.ndarray, np.ndarray]:
     """The held-out test split before normalisation (x in model layout, y): what a consumer
     of an exported model feeds it, raw, and checks its predictions against."""
+    if cfg.source not in _LOADERS:
+        raise DataError(f"data source '{cfg.source}' is text: it has no raw input arrays")
     raw: RawSplits = _LOADERS[cfg.source](cfg)
     return raw.x_test, raw.y_test.astype(np.int64)
 

@@ -26,6 +26,12 @@ class PydocData(SplitFields):
     max_words: int = Field(60, ge=2, le=500, description="longer sentences are dropped")
     max_sentences: int | None = Field(
         None, ge=30, description="keep this many sentences (seeded sample); None = all")
+    extra_train: tuple[Literal["stdlib_docstrings"], ...] = Field(
+        (), description="more unlabelled text for the train split only: "
+        "stdlib_docstrings = the docstrings of the standard library's modules (parsed, not "
+        "imported); sentences also in val/test are dropped")
+    max_extra_sentences: int | None = Field(
+        None, ge=1, description="cap on the extra train sentences (seeded sample); None = all")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,34 @@ def pydoc_sentences(min_words: int = 6, max_words: int = 60) -> list[str]:
     return list(seen)
 
 
+def stdlib_docstring_sentences(min_words: int = 6, max_words: int = 60) -> list[str]:
+    """Sentences of every docstring in the standard library's own modules (tests, idlelib and
+    site-packages left out), read with `ast` so nothing is imported; in a fixed order. The set
+    depends on the Python version, which the manifest records."""
+    import ast
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    seen: dict[str, None] = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).parts
+        if any(p in ("test", "tests", "idlelib", "site-packages", "dist-packages") for p in rel):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
+            continue  # a few stdlib files are templates or other encodings
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                          | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node)
+                if doc:
+                    for s in clean_sentences(doc, min_words, max_words):
+                        seen.setdefault(s, None)
+    return list(seen)
+
+
 def load_pydoc_corpus(cfg: PydocData) -> TextCorpus:
     sentences = pydoc_sentences(cfg.min_words, cfg.max_words)
     rng = np.random.default_rng(cfg.seed)
@@ -87,5 +121,11 @@ def load_pydoc_corpus(cfg: PydocData) -> TextCorpus:
     n_test = max(1, round(len(order) * cfg.test_fraction))
     n_val = max(1, round(len(order) * cfg.val_fraction))
     pick = [sentences[i] for i in order]
-    return TextCorpus(name="pydoc", test=pick[:n_test], val=pick[n_test:n_test + n_val],
-                      train=pick[n_test + n_val:])
+    test, val, train = pick[:n_test], pick[n_test:n_test + n_val], pick[n_test + n_val:]
+    if cfg.extra_train:
+        held_out = set(test) | set(val) | set(train)
+        extra = [s for s in stdlib_docstring_sentences(cfg.min_words, cfg.max_words)
+                 if s not in held_out]
+        extra_order = rng.permutation(len(extra))[: cfg.max_extra_sentences]
+        train = train + [extra[i] for i in extra_order]
+    return TextCorpus(name="pydoc", test=test, val=val, train=train)
