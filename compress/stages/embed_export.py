@@ -23,7 +23,6 @@ from pydantic import Field
 from compress import artifacts
 from compress.errors import ParityError, StageError
 from compress.measure import ort as ort_measure
-from compress.measure.system import cpu_info, versions
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.stages.pretrained import text_corpus
 
@@ -100,8 +99,6 @@ def text_contract(hidden: int, max_length: int, ckpt: dict, metrics: dict, sourc
         "compress.model": {"hf_config": ckpt["hf_config"],
                            "layers_from_teacher": ckpt.get("layers_from_teacher"),
                            "source_model": ckpt.get("source_model")},
-        "compress.versions": versions(),
-        "compress.measured_on": cpu_info(),
     }
 
 

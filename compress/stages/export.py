@@ -91,8 +91,9 @@ def check_parity(torch_out: np.ndarray, ort_out: np.ndarray, atol: float, rtol: 
 
 
 def set_metadata(path: Path, props: dict[str, object], min_ort: dict | None = None) -> None:
-    """Replace the model's `metadata_props` with `props` (plus the oldest onnxruntime that loads
-    it) and drop what a consumer does not need: node debug annotations, unused opset imports."""
+    """Replace the model's `metadata_props` with `props`, stamped with what every artifact states
+    (the tool versions, the CPU it was measured on, the oldest onnxruntime that loads it), and
+    drop what a consumer does not need: node debug annotations, unused opset imports."""
     import onnx
 
     import compress
@@ -106,7 +107,8 @@ def set_metadata(path: Path, props: dict[str, object], min_ort: dict | None = No
     keep = [o for o in model.opset_import if o.domain in used or o.domain == "ai.onnx"]
     del model.opset_import[:]
     model.opset_import.extend(keep)
-    props = {**props, "compress.min_onnxruntime": min_ort or min_onnxruntime_of(model)}
+    props = {**props, "compress.versions": versions(), "compress.measured_on": cpu_info(),
+             "compress.min_onnxruntime": min_ort or min_onnxruntime_of(model)}
     # The exporter annotates every node with torch stack traces and source paths: debugging
     # aids that leak local paths and, for a small student, make up half of the file.
     for node in model.graph.node:
@@ -153,8 +155,6 @@ def contract_metadata(ckpt: dict, data, metrics: dict, source: dict) -> dict:
         "compress.metrics": metrics,
         "compress.source": source,
         "compress.model": ckpt["model"],
-        "compress.versions": versions(),
-        "compress.measured_on": cpu_info(),
     }
 
 

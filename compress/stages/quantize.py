@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from compress import artifacts
 from compress.measure import ort as ort_measure
 from compress.measure.latency import measure_interleaved
-from compress.measure.system import cpu_info, versions
+from compress.measure.system import cpu_info
 from compress.quantization import (
     RECURRENT_OPS,
     CalibrationConfig,
@@ -280,8 +280,6 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
                                      "per_channel": cfg.per_channel,
                                      "calibration": cfg.calibration.model_dump(mode="json"),
                                      "excluded_nodes": chosen["excluded_nodes"]}
-    meta["compress.versions"] = versions()
-    meta["compress.measured_on"] = cpu_info()
     set_metadata(out, meta)
     metrics["size_bytes"] = out.stat().st_size
 
