@@ -16,7 +16,7 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from compress.data import DataConfig
+from compress.data import TEXT_SOURCES, DataConfig
 from compress.distributed import pipeline_options
 from compress.errors import ConfigError
 from compress.measure.energy import EnergyConfig
@@ -218,6 +218,8 @@ def _check_metric_gate(metric: str, by_id: dict, source: str) -> None:
                           f"'{name}'; {hint}(it reports: {', '.join(shown)})")
 
 
+_DATA_NOUN = {"arrays": "array data (inputs and labels: digits, mnist1d, npz)",
+              "text": "text (sentences: pydoc)"}
 _KIND_NOUN = {"checkpoint": "a checkpoint", "onnx": "an ONNX model", "bench": "a benchmark",
               "ort": "an ORT-format model"}
 
@@ -228,7 +230,15 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
 
     by_id = {st.id: st for st in cfg.stages}
     produced: dict[str, str] = {}
+    kind = "text" if cfg.data.source in TEXT_SOURCES else "arrays"
     for st in cfg.stages:
+        if type(st).data_kind != kind:
+            fits = sorted(n for n, d in STAGES.items() if d.config_cls.data_kind == kind)
+            needs = _DATA_NOUN[type(st).data_kind]
+            raise ConfigError(
+                f"{source}: stage '{st.id}': a {st.stage} stage needs {needs}"
+                f", but data source '{cfg.data.source}' is {_DATA_NOUN[kind]}; the stages for it: "
+                f"{', '.join(fits)}")
         if st.id in produced:
             raise ConfigError(f"{source}: stage '{st.id}': id used twice; ids must be unique")
         for fld, ids in st.referenced_ids().items():

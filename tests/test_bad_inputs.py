@@ -189,6 +189,13 @@ BAD: list[tuple[str, Build, str]] = [
      "field 'model.hiden': unknown field 'hiden'; did you mean 'hidden'?"),
     ("unknown_data_key", pipeline(lambda p: p["data"].update(sed=1)),
      "data, field 'sed': unknown field 'sed'; did you mean 'seed'?"),
+    # a stage that cannot read the pipeline's kind of data, refused before anything runs
+    ("array_stage_on_text_data", pipeline(lambda p: p.update(data={"source": "pydoc"})),
+     "stage 'teacher': a train stage needs array data (inputs and labels: digits, mnist1d, "
+     "npz), but data source 'pydoc' is text"),
+    ("text_stage_on_array_data",
+     pipeline(lambda p: p.update(stages=[{"id": "t", "stage": "pretrained"}])),
+     "stage 't': a pretrained stage needs text (sentences: pydoc), but data source"),
     # wrong types
     ("wrong_type_int", pipeline(lambda p: p["stages"][0].update(epochs="many")),
      "field 'epochs': Input should be a valid integer"),

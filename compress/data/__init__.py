@@ -22,6 +22,7 @@ from compress.data.pydoc import PydocData, TextCorpus, load_pydoc_corpus
 from compress.data.splits import RawSplits
 from compress.errors import DataError
 
+TEXT_SOURCES = frozenset({"pydoc"})  # sentences, no arrays: read by the text stages only
 DataConfig = Annotated[DigitsData | Mnist1dData | NpzData | PydocData,
                        Field(discriminator="source")]
 
@@ -116,5 +117,6 @@ def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.nda
     return ((x - np.reshape(mean, shape)) / np.reshape(std, shape)).astype(np.float32)
 
 
-__all__ = ["DataConfig", "Dataset", "DigitsData", "Mnist1dData", "NpzData", "PydocData",
+__all__ = ["TEXT_SOURCES", "DataConfig", "Dataset", "DigitsData", "Mnist1dData", "NpzData",
+           "PydocData",
            "TextCorpus", "load_dataset"]

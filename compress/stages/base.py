@@ -27,6 +27,8 @@ class StageConfig(BaseModel):
     references: ClassVar[dict[str, set[str]]] = {}
     # pipeline-level sections the stage's output depends on (part of its cache key)
     pipeline_settings: ClassVar[tuple[str, ...]] = ()
+    # the data the stage reads: "arrays" (digits, mnist1d, npz: inputs and labels) or "text"
+    data_kind: ClassVar[str] = "arrays"
 
     def referenced_ids(self) -> dict[str, list[str]]:
         """Stage ids this step consumes, per field."""

@@ -32,6 +32,7 @@ class EmbedBenchConfig(StageConfig):
     min_runs: int = Field(100, ge=1)
     min_time_s: float = Field(3.0, ge=0)
 
+    data_kind = "text"
     references = {"models": {"onnx"}, "teacher": {"checkpoint"}}
 
 

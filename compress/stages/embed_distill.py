@@ -50,6 +50,7 @@ class EmbedDistillConfig(StageConfig):
     importance_sentences: int = Field(256, ge=1, description="train sentences that rank neurons")
     seed: int = Field(0, ge=0)
 
+    data_kind = "text"
     references = {"teacher": {"checkpoint"}}
 
 

@@ -37,6 +37,7 @@ class EmbedExportConfig(StageConfig):
     atol: float = Field(1e-4, gt=0, description="parity: absolute tolerance on embeddings")
     parity_samples: int = Field(64, ge=2, description="test sentences compared with PyTorch")
 
+    data_kind = "text"
     references = {"input": {"checkpoint"}}
 
 

@@ -41,6 +41,7 @@ class EmbedQuantizeConfig(StageConfig):
     threads: int = Field(1, ge=0, description="ORT intra-op threads while timing")
     latency_time_s: float = Field(2.0, ge=0, description="measured time per candidate")
 
+    data_kind = "text"
     references = {"input": {"onnx"}, "teacher": {"checkpoint"}}
 
 

@@ -25,6 +25,7 @@ EMBEDDINGS = "embeddings.npz"
 
 class PretrainedConfig(StageConfig):
     stage: Literal["pretrained"] = "pretrained"
+    data_kind = "text"
     model: str = Field("all-minilm-l6-v2",
                        description="a packaged model name or a folder with an HF BERT encoder")
     max_length: int = Field(128, ge=8, le=512, description="tokens per sentence (truncated)")
