@@ -57,10 +57,10 @@ def test_wider_candidate_fails_the_thresholds(tiny_run, wide_run, tmp_path):
         lenient.stdout)
 
 
-def test_a_run_against_itself_passes_generous_thresholds(tiny_run):
-    # setup
+def test_a_run_against_itself_passes_its_thresholds(tiny_run):
+    # setup: no latency threshold, so the outcome does not depend on this machine's noise
     cfg = CompareConfig(max_accuracy_drop_pts=0, max_size_increase_pct=0,
-                        max_latency_regression_pct=300, min_time_s=0.1, min_runs=50)
+                        min_time_s=0.1, min_runs=50)
     # execute
     result = compare_runs(tiny_run[0], tiny_run[0], cfg)
     # assert: identical files, identical accuracy and size; latency measured for both
