@@ -112,8 +112,10 @@ class Distiller(nn.Module):
             with torch.no_grad():
                 was = student.training
                 student.eval()
-                student(example[:2])
-                teacher(example[:2])
+                device = next(student.parameters()).device  # e.g. a teacher left on the GPU
+                teacher.to(device)
+                student(example[:2].to(device))
+                teacher(example[:2].to(device))
                 student.train(was)
             s, t = self._feats["s"], self._feats["t"]
             if s.ndim != t.ndim:

@@ -112,7 +112,9 @@ def seed_everything(seed: int) -> None:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x, device: torch.device, batch: int = 1024) -> torch.Tensor:
-    model.eval()
+    # The model goes where the inputs go: a stage given a CPU checkpoint and device cuda
+    # (prune, qat) evaluates it there instead of failing on mixed devices.
+    model.to(device).eval()
     xt = torch.as_tensor(x)
     outs = [model(xt[i : i + batch].to(device)).float().cpu() for i in range(0, len(xt), batch)]
     return torch.cat(outs)

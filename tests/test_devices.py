@@ -102,3 +102,34 @@ def test_mnist1d_teacher_trains_on_cuda_in_mixed_precision(precision):
     assert res.device.startswith("cuda") and res.precision == precision
     assert all(v.dtype == torch.float32 for v in res.state_dict.values() if v.is_floating_point())
     assert res.best_val_accuracy_pct > 70
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_every_torch_stage_runs_on_cuda(tmp_path):
+    """train -> distill -> prune (fine-tuned with the teacher) -> qat, all with device: cuda,
+    each stage loading the previous one's CPU checkpoint (the prune stage once failed there on
+    mixed devices)."""
+    # setup
+    from compress.config import parse_pipeline
+    from compress.runner import run_pipeline
+
+    fit_opts = {"epochs": 6, "batch_size": 128, "lr": 0.01, "device": "cuda"}
+    resnet = {"arch": "resnet", "width": 16, "stages": 1, "blocks_per_stage": 1}
+    pipeline = {"name": "cuda", "data": {"source": "digits", "seed": 0}, "stages": [
+        {"id": "teacher", "stage": "train", "model": resnet, **fit_opts},
+        {"id": "student", "stage": "distill", "teacher": "teacher",
+         "model": resnet | {"width": 8}, **fit_opts},
+        {"id": "pruned", "stage": "prune", "input": "teacher", "teacher": "teacher",
+         "ratio": 0.25, "steps": 1, "importance": "taylor", **fit_opts},
+        {"id": "qat", "stage": "qat", "input": "pruned", **fit_opts | {"lr": 1e-3}},
+    ]}
+    cfg = parse_pipeline(pipeline, "cuda.yaml")
+    # execute
+    summary = run_pipeline(cfg, tmp_path, progress=False, log=lambda m: None)
+    # assert: every stage ran and learned something (digits chance is 10 %)
+    stages = summary.manifest["stages"]
+    metrics = {s: stages[s]["metrics"] for s in ("teacher", "student", "pruned", "qat")}
+    assert metrics["teacher"]["device"].startswith("cuda")
+    accuracy = {s: m["test_accuracy_pct"] for s, m in metrics.items()}
+    assert all(a > 30 for a in accuracy.values()), accuracy

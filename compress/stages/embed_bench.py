@@ -3,8 +3,9 @@
 Consumes exported sentence encoders (the first is the baseline, e.g. the fp32 teacher) and the
 `pretrained` teacher's embeddings; produces `bench.json`: per model the file size, p50/p90/p99
 latency at batch 1 on `sequence_length` real tokens (all models interleaved), the test-set mean
-cosine to the teacher and the teacher's-neighbours recall@k, and speed-up and size reduction
-against the baseline.
+cosine to the teacher, recall@k (is the teacher's nearest neighbour among the model's k nearest?)
+and the stricter top-k overlap (how much of the teacher's top-k list the model keeps), and
+speed-up and size reduction against the baseline.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class EmbedBenchConfig(StageConfig):
     teacher: str = Field(description="id of the pretrained stage whose embeddings are the target")
     sequence_length: int = Field(128, ge=2, le=512, description="tokens per latency input")
     threads: list[int] = Field([1], min_length=1, description="ORT intra-op threads (0 = all)")
-    k: int = Field(10, ge=1, description="neighbours compared for recall@k")
+    k: int = Field(10, ge=1, description="neighbours compared for recall@k and overlap@k")
     warmup_runs: int = Field(10, ge=0)
     min_runs: int = Field(100, ge=1)
     min_time_s: float = Field(3.0, ge=0)
@@ -40,7 +41,7 @@ def metric_names(cfg: EmbedBenchConfig) -> list[str]:
     out = []
     for m in cfg.models:
         out += [f"{m}.size_bytes", f"{m}.test_cosine", f"{m}.recall_at_{cfg.k}",
-                f"{m}.size_reduction"]
+                f"{m}.overlap_at_{cfg.k}", f"{m}.size_reduction"]
         for t in cfg.threads:
             s = f"b1_s{cfg.sequence_length}_t{t}"
             out += [f"{m}.{s}.p50_ms", f"{m}.{s}.p90_ms", f"{m}.{s}.p99_ms", f"{m}.{s}.speedup"]
@@ -51,7 +52,7 @@ def metric_names(cfg: EmbedBenchConfig) -> list[str]:
 def embed_bench(cfg: EmbedBenchConfig, ctx: StageContext) -> StageResult:
     from compress.measure.latency import measure_interleaved
     from compress.text.encoder import load_tokenizer, ort_embed
-    from compress.text.metrics import mean_cosine, neighbour_recall
+    from compress.text.metrics import mean_cosine, neighbour_recall, top_k_overlap
 
     corpus = text_corpus(ctx)
     targets = teacher_embeddings(ctx.inputs[cfg.teacher].path)["test"]
@@ -68,6 +69,7 @@ def embed_bench(cfg: EmbedBenchConfig, ctx: StageContext) -> StageResult:
         metrics[f"{m}.size_bytes"] = p.stat().st_size
         metrics[f"{m}.test_cosine"] = mean_cosine(emb, targets)
         metrics[f"{m}.recall_at_{cfg.k}"] = neighbour_recall(emb, targets, cfg.k)
+        metrics[f"{m}.overlap_at_{cfg.k}"] = top_k_overlap(emb, targets, cfg.k)
     for m in cfg.models:
         metrics[f"{m}.size_reduction"] = metrics[f"{base}.size_bytes"] / metrics[f"{m}.size_bytes"]
     for t in cfg.threads:

@@ -35,6 +35,9 @@ class EmbedDistillConfig(StageConfig):
                                    description="feed-forward neurons kept per layer; None = all")
     vocab: Literal["corpus", "full"] = Field(
         "corpus", description="corpus: keep only the train sentences' tokens (+ specials)")
+    unknown_tokens: Literal["nearest", "unk"] = Field(
+        "nearest", description="vocab corpus: a token outside it is read as the kept token with "
+        "the most similar teacher embedding (nearest) or as [UNK] (unk)")
     epochs: int = Field(20, ge=1, le=1000)
     batch_size: int = Field(32, ge=1, le=4096)
     lr: float = Field(1e-4, gt=0, le=1)
@@ -110,6 +113,7 @@ def make_student(teacher, tok, cfg: EmbedDistillConfig, train: list[str]):
         keep_layers,
         prune_ff,
         restrict_vocab,
+        special_ids,
     )
 
     student = keep_layers(teacher, cfg.layers)
@@ -117,7 +121,8 @@ def make_student(teacher, tok, cfg: EmbedDistillConfig, train: list[str]):
         ids, mask = tokenize(tok, train[: cfg.importance_sentences])
         prune_ff(student, cfg.ff_neurons, ff_importance(student, ids, mask))
     if cfg.vocab == "corpus":
-        student = restrict_vocab(student, corpus_vocabulary(tok, train), tok.token_to_id("[UNK]"))
+        student = restrict_vocab(student, corpus_vocabulary(tok, train), tok.token_to_id("[UNK]"),
+                                 cfg.unknown_tokens, special_ids(tok))
     return student
 
 

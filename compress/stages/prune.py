@@ -233,6 +233,7 @@ def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
     before = {"params": count_params(model), "macs": _macs(model, example),
               "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device),
                                                 data.y_test)}
+    model.cpu()  # torch-pruning traces the graph with the (CPU) example
     steps: list[dict] = []
 
     def log(step: int, m: nn.Module, res: FitResult | None) -> None:

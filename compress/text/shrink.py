@@ -1,6 +1,6 @@
 """Cutting a student out of a teacher encoder, DistilBERT-style: keep a subset of its layers,
 keep the feed-forward neurons that matter most, and keep only the vocabulary a corpus uses
-(the original ids are remapped inside the model, unknown ones to [UNK])."""
+(the original ids are remapped inside the model; one outside it to its nearest kept token)."""
 
 from __future__ import annotations
 
@@ -68,19 +68,43 @@ def prune_ff(enc: SentenceEncoder, keep: int, importance: list[torch.Tensor]) ->
     enc.bert.config.intermediate_size = keep
 
 
+def special_ids(tok) -> frozenset[int]:
+    return frozenset(tok.token_to_id(t) for t in SPECIAL_TOKENS if tok.token_to_id(t) is not None)
+
+
 def corpus_vocabulary(tok, sentences: list[str]) -> list[int]:
     """Sorted original token ids used by `sentences`, plus the special tokens."""
     ids, _ = tokenize(tok, sentences)
     used = set(np.unique(ids).tolist())
-    used |= {tok.token_to_id(t) for t in SPECIAL_TOKENS if tok.token_to_id(t) is not None}
+    used |= special_ids(tok)
     return sorted(used)
 
 
+def nearest_rows(table: torch.Tensor, kept: list[int], candidates: list[int]) -> torch.Tensor:
+    """For every row of `table` (original ids), the index in `kept` of the most cosine-similar
+    row among `candidates` (a subset of `kept`); kept ids map to themselves."""
+    pos = {k: i for i, k in enumerate(kept)}
+    out = torch.empty(len(table), dtype=torch.int32)
+    cand = torch.tensor(candidates)
+    cand_pos = torch.tensor([pos[c] for c in candidates], dtype=torch.int32)
+    b = nn.functional.normalize(table[cand].float(), dim=1)
+    for i in range(0, len(table), 4096):  # blocks: a 30k x 6k similarity matrix is 0.7 GB
+        a = nn.functional.normalize(table[i:i + 4096].float(), dim=1)
+        out[i:i + 4096] = cand_pos[(a @ b.T).argmax(1)]
+    out[torch.tensor(kept)] = torch.arange(len(kept), dtype=torch.int32)
+    return out
+
+
 @torch.no_grad()
-def restrict_vocab(enc: SentenceEncoder, kept: list[int], unk_id: int) -> SentenceEncoder:
+def restrict_vocab(enc: SentenceEncoder, kept: list[int], unk_id: int,
+                   unknown: str = "nearest", specials: frozenset[int] = frozenset()
+                   ) -> SentenceEncoder:
     """A copy of `enc` whose embedding table holds only the rows `kept` (original ids, sorted),
-    with a `vocab_map` buffer sending every original id to its row (unknown ids to [UNK]'s):
-    same inputs as before, same outputs for text within the kept vocabulary."""
+    with a `vocab_map` buffer sending every original id to a row: same inputs as before, same
+    outputs for text within the kept vocabulary. An id outside it goes to the kept token whose
+    original embedding is the most similar (`unknown="nearest"`, e.g. '(c)' for a dropped
+    copyright sign; never one of `specials`, the ids of [CLS], [PAD]...) or to [UNK]
+    (`unknown="unk"`). The map costs 4 bytes per original id."""
     if enc.original_vocab_size is not None:
         raise ConfigError("the vocabulary of this encoder is already restricted")
     if unk_id not in kept:
@@ -91,8 +115,12 @@ def restrict_vocab(enc: SentenceEncoder, kept: list[int], unk_id: int) -> Senten
     state = {k: v for k, v in enc.state_dict().items() if k != table}
     rows = torch.tensor(kept)
     state[table] = old.weight[rows].clone()
-    vocab_map = torch.full((old.num_embeddings,), kept.index(unk_id), dtype=torch.int32)
-    vocab_map[rows] = torch.arange(len(kept), dtype=torch.int32)
+    if unknown == "nearest":
+        stand_ins = [i for i in kept if i not in specials and i != unk_id]
+        vocab_map = nearest_rows(old.weight, kept, stand_ins)
+    else:
+        vocab_map = torch.full((old.num_embeddings,), kept.index(unk_id), dtype=torch.int32)
+        vocab_map[rows] = torch.arange(len(kept), dtype=torch.int32)
     state["vocab_map"] = vocab_map
     out.load_state_dict(state, strict=True)
     return out.eval()

@@ -117,7 +117,8 @@ def test_bench_reports_quality_size_and_speed_against_the_teacher(text_run):
     assert m["teacher_onnx.test_cosine"] == pytest.approx(1.0, abs=1e-4)
     assert m["teacher_onnx.recall_at_10"] == pytest.approx(1.0)
     assert m["teacher_onnx.b1_s128_t1.speedup"] == 1.0
-    assert 0 <= m["student_int8.recall_at_10"] <= 1
+    assert m["teacher_onnx.overlap_at_10"] == pytest.approx(1.0)
+    assert 0 <= m["student_int8.overlap_at_10"] <= m["student_int8.recall_at_10"] <= 1
     assert m["student_int8.size_reduction"] > 2
     assert manifest["gates"][0]["passed"]
 

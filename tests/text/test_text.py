@@ -3,6 +3,7 @@ exactly, the vocabulary remap changes nothing for known text, and the metrics' m
 
 from __future__ import annotations
 
+import copy
 import sys
 
 import numpy as np
@@ -19,13 +20,14 @@ from compress.text.encoder import (
     load_tokenizer,
     tokenize,
 )
-from compress.text.metrics import mean_cosine, neighbour_recall, top_k_neighbours
+from compress.text.metrics import mean_cosine, neighbour_recall, top_k_neighbours, top_k_overlap
 from compress.text.shrink import (
     corpus_vocabulary,
     ff_importance,
     keep_layers,
     prune_ff,
     restrict_vocab,
+    special_ids,
 )
 
 TEXT = ["The quick brown fox jumps over the lazy dog.", "Lists are mutable sequences.",
@@ -94,7 +96,7 @@ def test_vocab_remap_gives_the_full_models_outputs(teacher, tok):
     kept = corpus_vocabulary(tok, TEXT)
     unk = tok.token_to_id("[UNK]")
     # execute
-    small = restrict_vocab(teacher, kept, unk)
+    small = restrict_vocab(teacher, kept, unk, "unk")
     unseen = ["Dictionaries map hashable keys to values."]
     # assert: same outputs for text inside the kept vocabulary, from the original ids
     assert small.bert.embeddings.word_embeddings.num_embeddings == len(kept) < 100
@@ -106,6 +108,27 @@ def test_vocab_remap_gives_the_full_models_outputs(teacher, tok):
         got = small(torch.from_numpy(ids), torch.from_numpy(mask))
         want = teacher(torch.from_numpy(as_unk), torch.from_numpy(mask))
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
+
+
+def test_a_token_outside_the_kept_vocabulary_reads_as_its_nearest_kept_token(teacher, tok):
+    # setup: "values" is kept; its row in the full table is the most similar to the one of
+    # "keys", which is not (the tiny teacher's table is random, so the test plants it)
+    kept = corpus_vocabulary(tok, TEXT)
+    unk, keys, values = (tok.token_to_id(t) for t in ("[UNK]", "keys", "values"))
+    assert values in kept and keys not in kept
+    teacher = copy.deepcopy(teacher)  # the fixture is shared by the module
+    with torch.no_grad():
+        table = teacher.bert.embeddings.word_embeddings.weight
+        table[keys] = table[values] * 2 + 1e-3 * torch.randn_like(table[values])
+    # execute
+    small = restrict_vocab(teacher, kept, unk, "nearest", special_ids(tok))
+    # assert: kept ids keep their rows, "keys" reads as "values", no id maps to a special token
+    vm = small.vocab_map
+    assert vm[torch.tensor(kept)].tolist() == list(range(len(kept)))
+    assert int(vm[keys]) == kept.index(values)
+    specials = {kept.index(i) for i in special_ids(tok) if i in kept}
+    dropped = [i for i in range(len(vm)) if i not in set(kept)]
+    assert not specials & set(vm[torch.tensor(dropped)].tolist())
 
 
 def test_ff_pruning_keeps_the_important_neurons_for_real(teacher, tok):
@@ -127,20 +150,26 @@ def test_ff_pruning_keeps_the_important_neurons_for_real(teacher, tok):
         prune_ff(keep_layers(teacher, [0]), 65, imp[:1])
 
 
-def test_recall_at_k_on_a_hand_made_example():
+def test_recall_and_overlap_at_k_on_a_hand_made_example():
     # setup: two tight clusters, {0, 1, 2} and {3, 4, 5}: each point's 2 nearest neighbours are
     # the other two of its cluster
     angles = np.array([0.0, 0.01, 0.02, 1.5, 1.51, 1.52])
     teacher = np.stack([np.cos(angles), np.sin(angles)], 1)
     student = teacher[[0, 1, 5, 3, 4, 2]]  # the student puts 2 into the other cluster, 5 too
     # execute
+    overlap = top_k_overlap(student, teacher, k=2)
     recall = neighbour_recall(student, teacher, k=2)
     # assert: 0 finds {1, 5} (1 of 2), 1 {0, 5}, 2 {3, 4} (0 of 2), 3 {4, 2}, 4 {3, 2}, 5 {0, 1}
-    assert recall == pytest.approx((0.5 + 0.5 + 0 + 0.5 + 0.5 + 0) / 6)
-    assert neighbour_recall(teacher, teacher, k=2) == 1.0
+    assert overlap == pytest.approx((0.5 + 0.5 + 0 + 0.5 + 0.5 + 0) / 6)
+    # the teacher's nearest: 0 -> 1, 1 -> 0 (tie with 2: lower index), 2 -> 1, 3 -> 4, 4 -> 3,
+    # 5 -> 4; found in the student's top 2 for 0, 1, 3 and 4, not for 2 and 5
+    assert recall == pytest.approx(4 / 6)
+    assert neighbour_recall(teacher, teacher, k=2) == top_k_overlap(teacher, teacher, k=2) == 1.0
     assert set(top_k_neighbours(student, 2)[2]) == {3, 4}  # never itself
     with pytest.raises(ValueError, match="more than 10"):
         neighbour_recall(teacher, teacher)
+    with pytest.raises(ValueError, match="more than 10"):
+        top_k_overlap(teacher, teacher)
 
 
 def test_mean_cosine():
