@@ -8,7 +8,6 @@ no traceback unless --debug), 3 internal error, 130 interrupted.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -17,6 +16,15 @@ from compress import __version__
 from compress.cli_artifacts import FORMAT_OPTION, export_formats, inspect_command, onnx_input
 from compress.cli_ci import ci_options, compare
 from compress.cli_options import YamlValue, build_config, config_options
+from compress.cli_stage import (
+    OUT_OPTION,
+    checkpoint_input,
+    data_config,
+    run_standalone,
+    stage_cls,
+    stage_process_group,
+)
+from compress.cli_text import COMMANDS as TEXT_COMMANDS
 from compress.distributed import rank_prefix
 from compress.errors import CompressError, GateError, MirroredError
 from compress.measure.energy import EnergyConfig
@@ -26,7 +34,7 @@ class CompressGroup(click.Group):
     """Turns errors into one line and an exit code; `--debug` shows tracebacks instead."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # Kept for `_process_group`, which starts this same command line in several processes.
+        # Kept for `stage_process_group`, which starts this command line in several processes.
         ctx.meta["compress.argv"] = list(args)
         return super().parse_args(ctx, args)
 
@@ -107,7 +115,7 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **en
         merged = {**cfg.energy.model_dump(exclude_unset=True), **given}
         cfg = cfg.model_copy(update={"energy": build_config(EnergyConfig, "compress run",
                                                             merged)})
-    with _process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
+    with stage_process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
         main = distributed.is_main()
         try:
             summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
@@ -138,78 +146,22 @@ def validate(pipeline: Path) -> None:
     click.echo(f"{pipeline}: ok: pipeline '{cfg.name}', {len(cfg.stages)} stages: {ids}")
 
 
-def _data_config(value, where: str):
-    from pydantic import TypeAdapter, ValidationError
-
-    from compress.cli_options import option_error
-    from compress.data import DataConfig
-    from compress.errors import ConfigError
-
-    if isinstance(value, str):
-        value = {"source": value}
-    try:
-        return TypeAdapter(DataConfig).validate_python(value)
-    except ValidationError as e:
-        raise ConfigError(f"{where}{option_error(DataConfig, value, e, option='--data')}") from e
-
-
-def _process_group(opts, stages, source: str):
-    """Where several processes are asked for and no launcher started this one, start them with
-    torch's launcher on this very command line and exit with their exit code; otherwise join
-    the process group torchrun's environment describes (nothing to do for one process)."""
-    from compress import distributed
-    from compress.runner import preflight
-
-    if distributed.should_launch(opts):
-        # Checked once here, so that a bad setting is one line rather than one per process.
-        preflight(stages, opts.nproc, source)
-        root = click.get_current_context().find_root()
-        argv = root.meta.get("compress.argv", sys.argv[1:])
-        raise click.exceptions.Exit(distributed.launch(opts.nproc, argv,
-                                                       root.params.get("debug", False)))
-    return distributed.process_group(opts)
-
-
-def _run_standalone(cfg, data_cfg, inputs, out: Path, energy=None) -> None:
-    from compress import distributed
-    from compress.runner import run_single
-
-    source = f"compress {cfg.stage}"
-    with _process_group(distributed.pipeline_options([cfg], source), [cfg], source):
-        metrics = run_single(cfg, data_cfg, inputs, out, energy=energy)
-        if not distributed.is_main():
-            return
-    for k, v in metrics.items():
-        click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
-    click.echo(f"wrote {out}/")
-
-
-def _stage_cls(name: str):
-    from compress.stages import STAGES
-
-    return STAGES[name].config_cls
-
-
-OUT_OPTION = click.option("--out", required=True, type=click.Path(path_type=Path),
-                          help="folder for this stage's files (replaced atomically)")
-
-
 @cli.command()
 @click.option("--data", "data", required=True, type=YamlValue(),
               help="digits | mnist1d | inline YAML, e.g. '{source: npz, path: my.npz}'")
 @OUT_OPTION
-@config_options(_stage_cls("train"), skip={"id", "stage"})
+@config_options(stage_cls("train"), skip={"id", "stage"})
 def train(data, out: Path, **values) -> None:
     """Train a model (a teacher) and write a self-describing checkpoint, model.pt."""
-    cfg = build_config(_stage_cls("train"), "compress train", {"id": "train", **values})
-    _run_standalone(cfg, _data_config(data, "compress train: option "), {}, out)
+    cfg = build_config(stage_cls("train"), "compress train", {"id": "train", **values})
+    run_standalone(cfg, data_config(data, "compress train: option "), {}, out)
 
 
 @cli.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @OUT_OPTION
 @FORMAT_OPTION
-@config_options(_stage_cls("export"), skip={"id", "stage", "input"})
+@config_options(stage_cls("export"), skip={"id", "stage", "input"})
 def export(checkpoint: Path, out: Path, fmt: str, **values) -> None:
     """Export CHECKPOINT to ONNX, check parity with PyTorch and measure accuracy in ORT."""
     from compress import artifacts
@@ -218,34 +170,25 @@ def export(checkpoint: Path, out: Path, fmt: str, **values) -> None:
     if onnx_input(checkpoint):
         return export_formats(checkpoint, out, fmt, given=True)
     ckpt = artifacts.load_checkpoint(checkpoint)
-    cfg = build_config(_stage_cls("export"), "compress export",
+    cfg = build_config(stage_cls("export"), "compress export",
                        {"id": "export", "input": "checkpoint", **values})
     art = Artifact("checkpoint", "checkpoint", checkpoint, artifacts.sha256_file(checkpoint))
-    _run_standalone(cfg, _data_config(ckpt["data"], f"{checkpoint}: data "),
+    run_standalone(cfg, data_config(ckpt["data"], f"{checkpoint}: data "),
                     {"checkpoint": art}, out)
     export_formats(out / "model.onnx", out, fmt)
-
-
-def _checkpoint_input(path: Path, name: str):
-    """(Artifact, data spec) of a checkpoint given on the command line."""
-    from compress import artifacts
-    from compress.stages import Artifact
-
-    ckpt = artifacts.load_checkpoint(path)
-    return Artifact(name, "checkpoint", path, artifacts.sha256_file(path)), ckpt["data"]
 
 
 @cli.command()
 @click.argument("teacher", type=click.Path(path_type=Path))
 @OUT_OPTION
-@config_options(_stage_cls("distill"), skip={"id", "stage", "teacher"})
+@config_options(stage_cls("distill"), skip={"id", "stage", "teacher"})
 def distill(teacher: Path, out: Path, **values) -> None:
     """Train a student from the TEACHER checkpoint (knowledge distillation), and the same student
     without the teacher, so the gain is measured."""
-    art, data = _checkpoint_input(teacher, "teacher")
-    cfg = build_config(_stage_cls("distill"), "compress distill",
+    art, data = checkpoint_input(teacher, "teacher")
+    cfg = build_config(stage_cls("distill"), "compress distill",
                        {"id": "distill", "teacher": "teacher", **values})
-    _run_standalone(cfg, _data_config(data, f"{teacher}: data "), {"teacher": art}, out)
+    run_standalone(cfg, data_config(data, f"{teacher}: data "), {"teacher": art}, out)
 
 
 @cli.command()
@@ -253,17 +196,17 @@ def distill(teacher: Path, out: Path, **values) -> None:
 @OUT_OPTION
 @click.option("--teacher", "teacher", type=click.Path(path_type=Path), default=None,
               help="checkpoint that fine-tuning distills from (default: labels only)")
-@config_options(_stage_cls("prune"), skip={"id", "stage", "input", "teacher"})
+@config_options(stage_cls("prune"), skip={"id", "stage", "input", "teacher"})
 def prune(checkpoint: Path, out: Path, teacher: Path | None, **values) -> None:
     """Prune CHECKPOINT (structured: channels removed for real; or unstructured sparsity)."""
-    art, data = _checkpoint_input(checkpoint, "input")
+    art, data = checkpoint_input(checkpoint, "input")
     inputs = {"input": art}
     if teacher is not None:
-        inputs["teacher"] = _checkpoint_input(teacher, "teacher")[0]
-    cfg = build_config(_stage_cls("prune"), "compress prune",
+        inputs["teacher"] = checkpoint_input(teacher, "teacher")[0]
+    cfg = build_config(stage_cls("prune"), "compress prune",
                        {"id": "prune", "input": "input",
                         "teacher": "teacher" if teacher else None, **values})
-    _run_standalone(cfg, _data_config(data, f"{checkpoint}: data "), inputs, out)
+    run_standalone(cfg, data_config(data, f"{checkpoint}: data "), inputs, out)
 
 
 @cli.command()
@@ -271,7 +214,7 @@ def prune(checkpoint: Path, out: Path, teacher: Path | None, **values) -> None:
 @OUT_OPTION
 @click.option("--data", "data", type=YamlValue(), default=None,
               help="data to calibrate and test on; default: the data in the model's metadata")
-@config_options(_stage_cls("quantize"), skip={"id", "stage", "input"})
+@config_options(stage_cls("quantize"), skip={"id", "stage", "input"})
 def quantize(model: Path, out: Path, data, **values) -> None:
     """Quantize the ONNX MODEL to int8 with ONNX Runtime, settings chosen by measurement."""
     from compress import artifacts
@@ -286,10 +229,10 @@ def quantize(model: Path, out: Path, data, **values) -> None:
         if data is None:
             raise ConfigError(f"compress quantize: {model} carries no data spec in its "
                               "metadata; pass --data")
-    cfg = build_config(_stage_cls("quantize"), "compress quantize",
+    cfg = build_config(stage_cls("quantize"), "compress quantize",
                        {"id": "quantize", "input": "input", **values})
     art = Artifact("input", "onnx", model, artifacts.sha256_file(model))
-    _run_standalone(cfg, _data_config(data, "compress quantize: option "), {"input": art}, out)
+    run_standalone(cfg, data_config(data, "compress quantize: option "), {"input": art}, out)
 
 
 @cli.command()
@@ -297,7 +240,7 @@ def quantize(model: Path, out: Path, data, **values) -> None:
 @OUT_OPTION
 @click.option("--data", "data", type=YamlValue(), default=None,
               help="data to test on; default: the data recorded in the first model's metadata")
-@config_options(_stage_cls("bench"), skip={"id", "stage", "models"})
+@config_options(stage_cls("bench"), skip={"id", "stage", "models"})
 @config_options(EnergyConfig, skip=set())
 def bench(models: tuple[Path, ...], out: Path, data, **values) -> None:
     """Benchmark ONNX MODELS side by side in ONNX Runtime (first one is the baseline).
@@ -337,11 +280,11 @@ def bench(models: tuple[Path, ...], out: Path, data, **values) -> None:
         if data is None:
             raise ConfigError(f"compress bench: {models[0]} carries no data spec in its metadata; "
                               "pass --data")
-    cfg = build_config(_stage_cls("bench"), "compress bench",
+    cfg = build_config(stage_cls("bench"), "compress bench",
                        {"id": "bench", "models": listed, **values})
     energy_cfg = build_config(EnergyConfig, "compress bench",
                               {k: v for k, v in energy.items() if v is not None})
-    _run_standalone(cfg, _data_config(data, "compress bench: option "), names, out, energy_cfg)
+    run_standalone(cfg, data_config(data, "compress bench: option "), names, out, energy_cfg)
     click.echo((out / "bench.md").read_text())
 
 
@@ -395,6 +338,8 @@ def verify(ctx: click.Context, folder: Path, as_json: bool) -> None:
 
 
 cli.add_command(compare)
+for _command in TEXT_COMMANDS:
+    cli.add_command(_command)
 cli.add_command(inspect_command)
 
 

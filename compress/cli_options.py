@@ -67,6 +67,12 @@ def config_options(cls: type[BaseModel], skip: set[str]):
                 kwargs["type"] = typing.get_args(tp)[0]
                 kwargs["multiple"] = True
                 kwargs["default"] = ()
+            elif origin is list and typing.get_origin(typing.get_args(tp)[0]) is Literal:
+                # e.g. --modes dynamic --modes static
+                choices = typing.get_args(typing.get_args(tp)[0])
+                kwargs["type"] = click.Choice([str(a) for a in choices])
+                kwargs["multiple"] = True
+                kwargs["default"] = ()
             else:
                 kwargs["type"] = YamlValue()
             if optional and tp in (int, float):

@@ -132,7 +132,10 @@ class Quantizer:
             extra["CalibPercentile"] = self.calib.percentile
         return {"calibrate_method": method, "extra_options": extra}
 
-    def quantize(self, setting: Setting, out: Path, exclude: list[str] = ()) -> Path:
+    def quantize(self, setting: Setting, out: Path, exclude: list[str] = (),
+                 op_types: list[str] | None = None) -> Path:
+        """`setting` applied to the float model, written to `out`; `exclude` names nodes left in
+        float, `op_types` (None = ORT's default set) the op types quantized at all."""
         from onnxruntime.quantization import (
             QuantFormat,
             QuantType,
@@ -148,7 +151,8 @@ class Quantizer:
                     quantize_dynamic(str(self.float_path), str(out),
                                      per_channel=setting.per_channel, weight_type=QuantType.QInt8,
                                      reduce_range=setting.reduce_range,
-                                     nodes_to_exclude=list(exclude) or None)
+                                     nodes_to_exclude=list(exclude) or None,
+                                     op_types_to_quantize=op_types)
                 else:
                     self.reader.rewind()
                     args = self._calibration_args()
@@ -157,7 +161,7 @@ class Quantizer:
                         per_channel=setting.per_channel, reduce_range=setting.reduce_range,
                         activation_type=types[setting.activation_type],
                         weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude) or None,
-                        calibrate_method=args["calibrate_method"],
+                        op_types_to_quantize=op_types, calibrate_method=args["calibrate_method"],
                         extra_options=args["extra_options"],
                         calibration_cache_path=str(self.cache),
                     )

@@ -50,6 +50,20 @@ def metric_names(cfg: EmbedQuantizeConfig) -> list[str]:
     return ["chosen", "val_cosine", "test_cosine", "size_bytes", "p50_ms", *per]
 
 
+def activation_matmuls(path) -> list[str]:
+    """Names of the MatMul nodes with no constant input: attention's scores (Q K^T) and mix
+    (P V). Static int8 leaves them, and every non-MatMul op, in float: per-tensor ranges
+    calibrated on a few sentences cannot hold softmax outputs, the attention mask's large
+    negative bias and LayerNorm inputs at once (quantizing every op cost 0.21 val cosine)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    consts = {i.name for i in graph.initializer}
+    consts |= {n.output[0] for n in graph.node if n.op_type == "Constant"}
+    return [n.name for n in graph.node
+            if n.op_type == "MatMul" and not any(i in consts for i in n.input)]
+
+
 def full_length_feed(tok, sentences: list[str], length: int) -> dict:
     """One input of exactly `length` real tokens (sentences run together), batch 1."""
     from compress.text.encoder import tokenize
@@ -91,7 +105,12 @@ def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
                           None)
     paths = {"fp32": src.path}
     for mode in cfg.modes:
-        paths[mode] = quantizer.quantize(SETTINGS[mode], work / f"{mode}.onnx")
+        # Static: the weight MatMuls only (see activation_matmuls). Dynamic keeps ORT's default
+        # op set (MatMul, Gather): its activation ranges are measured on each input.
+        paths[mode] = quantizer.quantize(
+            SETTINGS[mode], work / f"{mode}.onnx",
+            exclude=activation_matmuls(pre) if mode == "static" else (),
+            op_types=["MatMul"] if mode == "static" else None)
     sessions = {n: ort_measure.make_session(p, threads=cfg.threads) for n, p in paths.items()}
     val_cos = {n: mean_cosine(ort_embed(s, tok, corpus.val), targets["val"])
                for n, s in sessions.items()}
