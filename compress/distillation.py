@@ -107,8 +107,10 @@ class Distiller(nn.Module):
         if hint is not None:
             s_mod = _module(student, hint.student_layer, "student", "student_layer")
             t_mod = _module(teacher, hint.teacher_layer, "teacher", "teacher_layer")
-            s_mod.register_forward_hook(lambda _m, _i, out: self._feats.__setitem__("s", out))
-            t_mod.register_forward_hook(lambda _m, _i, out: self._feats.__setitem__("t", out))
+            for key, model, mod in (("s", student, s_mod), ("t", teacher, t_mod)):
+                mod.register_forward_hook(
+                    lambda m, _i, out, key=key, model=model:
+                    self._feats.__setitem__(key, _channels_first(model, m, out)))
             with torch.no_grad():
                 was = student.training
                 student.eval()
@@ -149,6 +151,18 @@ class Distiller(nn.Module):
                     t = _pool(t, s.shape[2:])
             loss = loss + self.hint.weight * F.mse_loss(s.float(), t.float())
         return loss
+
+
+def _channels_first(model: nn.Module, module: nn.Module, out) -> torch.Tensor:
+    """A hooked layer's output as (batch, channels, ...): a GRU/LSTM's (output, state) tuple
+    gives its output, and the (batch, steps, features) sequences inside recurrent and
+    transformer models are turned to (batch, features, steps), like a Conv1d's."""
+    if isinstance(out, tuple | list):
+        out = out[0]
+    if (out.ndim == 3 and getattr(model, "steps_first_features", False)
+            and not isinstance(module, nn.Conv1d)):
+        out = out.transpose(1, 2)
+    return out
 
 
 def _projection(c_in: int, c_out: int, ndim: int) -> nn.Module:

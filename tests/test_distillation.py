@@ -86,6 +86,27 @@ def test_hint_adds_a_trainable_projection_and_a_feature_term():
     assert float(loss_hint.detach()) > float(loss_plain.detach())
 
 
+@pytest.mark.parametrize("teacher_spec,layer", [
+    ({"arch": "rnn", "cell": "gru", "hidden": 24}, "rnn"),
+    ({"arch": "rnn", "cell": "lstm", "hidden": 24}, "rnn"),
+    ({"arch": "transformer", "width": 24, "layers": 1, "heads": 2, "patch": 4}, "layers.0"),
+])
+def test_hint_from_a_sequence_teacher_to_a_cnn_student(teacher_spec, layer):
+    # setup: MNIST-1D-like (1, 40) sequences; a GRU returns (output, state), a transformer
+    # layer (batch, steps, features): both are matched as (batch, features, steps)
+    teacher = build_model(teacher_spec, [1, 40], 10)
+    student = build_model(ResNetSpec(width=8, stages=1), [1, 40], 10)
+    x, y = torch.randn(4, 1, 40), torch.arange(4)
+    # execute
+    hinted = Distiller(student, teacher, x, DistillOptions(),
+                       HintConfig(student_layer="blocks.0", teacher_layer=layer))
+    loss = hinted.loss(hinted(x), y, x)
+    loss.backward()
+    # assert: 8 student channels projected to the teacher's 24 features, steps pooled to match
+    assert hinted.proj.weight.shape[:2] == (24, 8)
+    assert hinted.proj.weight.grad is not None and torch.isfinite(loss)
+
+
 def test_hint_on_a_missing_layer_names_the_valid_ones():
     # setup
     teacher, student = _resnets()

@@ -38,6 +38,9 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
 
 
 class RNN(nn.Module):
+    # Its 3-D features are (batch, steps, features): hints transpose them (distillation).
+    steps_first_features = True
+
     def __init__(self, spec: RnnSpec, input_shape: list[int], num_classes: int):
         super().__init__()
         if len(input_shape) < 2:

@@ -132,6 +132,9 @@ def sinusoidal(n: int, width: int) -> torch.Tensor:
 
 
 class Transformer(nn.Module):
+    # Its 3-D features are (batch, steps, features): hints transpose them (distillation).
+    steps_first_features = True
+
     def __init__(self, spec: TransformerSpec, input_shape: list[int], num_classes: int):
         super().__init__()
         if len(input_shape) < 2:
