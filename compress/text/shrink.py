@@ -97,14 +97,14 @@ def nearest_rows(table: torch.Tensor, kept: list[int], candidates: list[int]) ->
 
 @torch.no_grad()
 def restrict_vocab(enc: SentenceEncoder, kept: list[int], unk_id: int,
-                   unknown: str = "nearest", specials: frozenset[int] = frozenset()
+                   unknown: str = "unk", specials: frozenset[int] = frozenset()
                    ) -> SentenceEncoder:
     """A copy of `enc` whose embedding table holds only the rows `kept` (original ids, sorted),
     with a `vocab_map` buffer sending every original id to a row: same inputs as before, same
     outputs for text within the kept vocabulary. An id outside it goes to the kept token whose
-    original embedding is the most similar (`unknown="nearest"`, e.g. '(c)' for a dropped
-    copyright sign; never one of `specials`, the ids of [CLS], [PAD]...) or to [UNK]
-    (`unknown="unk"`). The map costs 4 bytes per original id."""
+    original embedding is the most similar (`unknown="nearest"`, e.g. 'copyright' for a dropped
+    '©'; never one of `specials`, the ids of [CLS], [PAD]...) or to [UNK] (`unknown="unk"`).
+    The map costs 4 bytes per original id."""
     if enc.original_vocab_size is not None:
         raise ConfigError("the vocabulary of this encoder is already restricted")
     if unk_id not in kept:
