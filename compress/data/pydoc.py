@@ -26,22 +26,28 @@ class PydocData(SplitFields):
     max_words: int = Field(60, ge=2, le=500, description="longer sentences are dropped")
     max_sentences: int | None = Field(
         None, ge=30, description="keep this many sentences (seeded sample); None = all")
-    extra_train: tuple[Literal["stdlib_docstrings"], ...] = Field(
+    extra_train: tuple[Literal["stdlib_docstrings", "pydoc_pairs"], ...] = Field(
         (), description="more unlabelled text for the train split only: "
         "stdlib_docstrings = the docstrings of the standard library's modules (parsed, not "
-        "imported); sentences also in val/test are dropped")
+        "imported), sentences also in val/test dropped; pydoc_pairs = every two consecutive "
+        "sentences of the documentation that are both in train, joined (more in-domain text, "
+        "no val/test sentence in it)")
     max_extra_sentences: int | None = Field(
-        None, ge=1, description="cap on the extra train sentences (seeded sample); None = all")
+        None, ge=1, description="cap on the stdlib_docstrings sentences (seeded sample); "
+        "None = all")
 
 
 @dataclass(frozen=True)
 class TextCorpus:
-    """Sentences for the three splits; no labels (targets come from a teacher model)."""
+    """Sentences for the three splits; no labels (targets come from a teacher model). The
+    first `primary_train` train sentences come from the source that val and test come from;
+    any after them are `extra_train` text."""
 
     name: str
     train: list[str]
     val: list[str]
     test: list[str]
+    primary_train: int | None = None  # None: all of them
 
 
 def clean_sentences(text: str, min_words: int, max_words: int) -> list[str]:
@@ -122,10 +128,15 @@ def load_pydoc_corpus(cfg: PydocData) -> TextCorpus:
     n_val = max(1, round(len(order) * cfg.val_fraction))
     pick = [sentences[i] for i in order]
     test, val, train = pick[:n_test], pick[n_test:n_test + n_val], pick[n_test + n_val:]
-    if cfg.extra_train:
+    primary = len(train)
+    if "stdlib_docstrings" in cfg.extra_train:
         held_out = set(test) | set(val) | set(train)
         extra = [s for s in stdlib_docstring_sentences(cfg.min_words, cfg.max_words)
                  if s not in held_out]
         extra_order = rng.permutation(len(extra))[: cfg.max_extra_sentences]
         train = train + [extra[i] for i in extra_order]
-    return TextCorpus(name="pydoc", test=test, val=val, train=train)
+    if "pydoc_pairs" in cfg.extra_train:
+        in_train = set(order[n_test + n_val:].tolist())
+        train = train + [f"{sentences[i]} {sentences[i + 1]}" for i in range(len(sentences) - 1)
+                         if i in in_train and i + 1 in in_train]
+    return TextCorpus(name="pydoc", test=test, val=val, train=train, primary_train=primary)

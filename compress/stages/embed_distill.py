@@ -50,6 +50,9 @@ class EmbedDistillConfig(StageConfig):
     token_weight: float = Field(
         0.0, ge=0, description="weight of the per-token last-hidden-state MSE (relative to the "
         "teacher's mean square): a target per token rather than per sentence; 0 = off")
+    primary_repeats: int = Field(
+        1, ge=1, le=100, description="times per epoch each train sentence of the pipeline's own "
+        "corpus is seen (extra_train sentences once): weights the domain val and test come from")
     importance_sentences: int = Field(256, ge=1, description="train sentences that rank neurons")
     seed: int = Field(0, ge=0)
 
@@ -104,6 +107,13 @@ def length_grouped_batches(lengths: np.ndarray, batch: int, rng) -> list[np.ndar
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def epoch_pool(n_train: int, primary: int | None, repeats: int) -> np.ndarray:
+    """Indices of the train sentences one epoch visits: the first `primary` (the corpus's own)
+    `repeats` times, the rest once."""
+    primary = n_train if primary is None else min(primary, n_train)
+    return np.concatenate([np.tile(np.arange(primary), repeats), np.arange(primary, n_train)])
+
+
 def make_student(teacher, tok, cfg: EmbedDistillConfig, train: list[str]):
     """The untrained student: layer subset, then pruned feed-forward, then the kept vocabulary."""
     from compress.text.encoder import tokenize
@@ -155,20 +165,22 @@ def embed_distill(cfg: EmbedDistillConfig, ctx: StageContext) -> StageResult:
         student.bert.embeddings.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * -(-len(corpus.train) // cfg.batch_size)
+    pool = epoch_pool(len(corpus.train), corpus.primary_train, cfg.primary_repeats)
+    steps = cfg.epochs * -(-len(pool) // cfg.batch_size)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup + 1))))
     rng = np.random.default_rng(cfg.seed)
     y_train = torch.from_numpy(targets["train"])
-    lengths = np.array([len(s) for s in corpus.train])
+    lengths = np.array([len(corpus.train[j]) for j in pool])
     student.eval()
     initial = mean_cosine(embed(student, tok, corpus.val), targets["val"])  # what the cut lost
     best = (initial, 0, copy.deepcopy(student.state_dict()))
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         student.train()
-        for idx in length_grouped_batches(lengths, cfg.batch_size, rng):
+        for batch in length_grouped_batches(lengths, cfg.batch_size, rng):
+            idx = pool[batch]
             ids, mask = (torch.from_numpy(a) for a in tokenize(tok, [corpus.train[j] for j in idx]))
             h, emb = student.tokens_and_embedding(ids, mask)
             loss = _loss(emb, y_train[idx], cfg)

@@ -4,7 +4,9 @@ Consumes a `pretrained` or `embed_distill` checkpoint; produces `model.onnx` (in
 and `attention_mask`, int64, batch x sequence, ids of the ORIGINAL tokenizer; output
 `sentence_embedding`, batch x hidden, L2-normalised) with the tokenizer files beside it, after
 checking that ONNX Runtime agrees with PyTorch on test sentences at several batch sizes and
-lengths (else ParityError with the largest difference).
+lengths (else ParityError with the largest difference). With `layernorm: measure` the graph is
+also built with its residual LayerNorms kept out of ORT's SkipLayerNormalization fusion
+(`compress.text.graph`), both are timed side by side, and the faster one is kept.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -27,7 +30,8 @@ from compress.stages.base import StageConfig, StageContext, StageResult, registe
 from compress.stages.pretrained import text_corpus
 
 INPUTS, OUTPUT = ("input_ids", "attention_mask"), "sentence_embedding"
-METRICS = ("parity_max_abs_diff", "parity_samples", "params", "opset", "size_bytes")
+METRICS = ("parity_max_abs_diff", "parity_samples", "params", "opset", "size_bytes", "layernorm",
+           "fused.p50_ms", "unfused.p50_ms")
 
 
 class EmbedExportConfig(StageConfig):
@@ -36,6 +40,13 @@ class EmbedExportConfig(StageConfig):
     opset: int = Field(18, ge=18, le=23, description="ONNX opset (the exporter needs >= 18)")
     atol: float = Field(1e-4, gt=0, description="parity: absolute tolerance on embeddings")
     parity_samples: int = Field(64, ge=2, description="test sentences compared with PyTorch")
+    layernorm: Literal["measure", "fused", "unfused"] = Field(
+        "measure", description="fused: the graph as exported (ORT fuses Add + LayerNorm into "
+        "SkipLayerNormalization); unfused: each such LayerNorm on a 2-D view, which ORT leaves "
+        "alone; measure: both timed at batch 1, the faster kept")
+    sequence_length: int = Field(128, ge=2, le=512, description="measure: input length (tokens)")
+    threads: int = Field(1, ge=0, description="measure: ORT intra-op threads while timing")
+    latency_time_s: float = Field(2.0, ge=0, description="measure: time per candidate")
 
     data_kind = "text"
     references = {"input": {"checkpoint"}}
@@ -103,6 +114,41 @@ def text_contract(hidden: int, max_length: int, ckpt: dict, metrics: dict, sourc
     }
 
 
+def choose_layernorm(cfg: EmbedExportConfig, path: Path, tok, sentences: list[str]) -> dict:
+    """Apply `cfg.layernorm` to the model at `path` (rewritten in place when the unfused graph is
+    kept); returns the choice and, when measured, both p50 latencies."""
+    import onnx
+
+    from compress.text.graph import unfuse_skip_layernorm
+
+    if cfg.layernorm == "fused":
+        return {"layernorm": "fused"}
+    candidate = path.with_name("unfused.onnx")
+    model = onnx.load(str(path))
+    if unfuse_skip_layernorm(model) == 0:
+        return {"layernorm": "fused"}  # nothing ORT would fuse
+    onnx.save(model, str(candidate))
+    del model
+    if cfg.layernorm == "unfused":
+        shutil.move(candidate, path)
+        return {"layernorm": "unfused"}
+    from compress.measure.latency import measure_interleaved
+    from compress.stages.embed_quantize import full_length_feed
+
+    sessions = {"fused": ort_measure.make_session(path, threads=cfg.threads),
+                "unfused": ort_measure.make_session(candidate, threads=cfg.threads)}
+    feed = full_length_feed(tok, sentences, cfg.sequence_length)
+    lat = measure_interleaved(sessions, dict.fromkeys(sessions, feed), warmup_runs=5,
+                              min_runs=20, min_time_s=cfg.latency_time_s)
+    del sessions
+    chosen = min(lat, key=lambda k: lat[k].p50_ms)
+    if chosen == "unfused":
+        shutil.move(candidate, path)
+    else:
+        candidate.unlink()
+    return {"layernorm": chosen, **{f"{k}.p50_ms": v.p50_ms for k, v in lat.items()}}
+
+
 @register_stage(EmbedExportConfig, produces="onnx", metrics=lambda cfg: METRICS)
 def embed_export(cfg: EmbedExportConfig, ctx: StageContext) -> StageResult:
     import onnx
@@ -122,12 +168,15 @@ def embed_export(cfg: EmbedExportConfig, ctx: StageContext) -> StageResult:
         onnx.checker.check_model(str(out), full_check=True)
     except onnx.checker.ValidationError as e:
         raise StageError(f"exported model fails onnx.checker: {str(e).splitlines()[0]}") from e
+    corpus = text_corpus(ctx)
+    layernorm = choose_layernorm(cfg, out, tok, corpus.val)
     session = ort_measure.make_session(out, threads=0)
-    sentences = text_corpus(ctx).test[: cfg.parity_samples]
+    sentences = corpus.test[: cfg.parity_samples]
     max_diff = check_parity(model, session, parity_inputs(tok, sentences, max_length), cfg.atol)
     del session
     metrics = {"parity_max_abs_diff": max_diff, "parity_samples": len(sentences),
-               "params": sum(p.numel() for p in model.parameters()), "opset": cfg.opset}
+               "params": sum(p.numel() for p in model.parameters()), "opset": cfg.opset,
+               **layernorm}
     set_metadata(out, text_contract(model.bert.config.hidden_size, max_length, ckpt, metrics, {
         "pipeline": ctx.pipeline, "stage": ctx.stage_id, "from_stage": src.stage_id,
         "checkpoint_sha256": src.sha256}))

@@ -64,3 +64,23 @@ def test_load_dataset_returns_a_text_corpus_and_max_sentences_caps_it():
     assert isinstance(small, TextCorpus)
     assert len(small.train) + len(small.val) + len(small.test) == 100
     assert len(small.test) == 15 and len(small.val) == 10
+
+
+def test_extra_train_text_follows_the_corpus_own_sentences_and_holds_no_val_or_test_one():
+    # setup
+    base = load_pydoc_corpus(PydocData(seed=0))
+    # execute
+    c = load_pydoc_corpus(PydocData(seed=0, extra_train=("stdlib_docstrings", "pydoc_pairs"),
+                                    max_extra_sentences=500))
+    # assert: val/test unchanged, the corpus's own train sentences first and counted
+    assert (c.val, c.test) == (base.val, base.test)
+    assert c.primary_train == len(base.train) and c.train[: c.primary_train] == base.train
+    docstrings, pairs = c.train[c.primary_train:][:500], c.train[c.primary_train + 500:]
+    held_out = set(c.val) | set(c.test)
+    assert len(docstrings) == 500 and not set(docstrings) & (held_out | set(base.train))
+    # pairs: two consecutive documentation sentences, both from train
+    sentences, own = pydoc_sentences(), set(base.train)
+    joined = {f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)
+              if a in own and b in own}
+    assert len(pairs) > 500 and set(pairs) == joined
+    assert not any(s in p for p in pairs for s in held_out)

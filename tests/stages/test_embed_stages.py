@@ -19,13 +19,17 @@ from compress.measure.ort import make_session, read_metadata  # noqa: E402
 def tiny_text_pipeline(model_dir) -> dict:
     return {
         "name": "tinytext",
-        "data": {"source": "pydoc", "seed": 0, "max_sentences": 160},
+        "data": {"source": "pydoc", "seed": 0, "max_sentences": 160,
+                 "extra_train": ["stdlib_docstrings", "pydoc_pairs"], "max_extra_sentences": 40},
         "stages": [
             {"id": "teacher", "stage": "pretrained", "model": str(model_dir)},
             {"id": "student", "stage": "embed_distill", "teacher": "teacher", "layers": [0, 2],
-             "ff_neurons": 32, "epochs": 2, "lr": 0.001, "token_weight": 1.0},
-            {"id": "teacher_onnx", "stage": "embed_export", "input": "teacher"},
-            {"id": "student_onnx", "stage": "embed_export", "input": "student"},
+             "ff_neurons": 32, "epochs": 2, "lr": 0.001, "token_weight": 1.0,
+             "primary_repeats": 2},
+            {"id": "teacher_onnx", "stage": "embed_export", "input": "teacher",
+             "layernorm": "unfused"},
+            {"id": "student_onnx", "stage": "embed_export", "input": "student",
+             "latency_time_s": 0.0},
             {"id": "student_int8", "stage": "embed_quantize", "input": "student_onnx",
              "teacher": "teacher", "calibration": {"samples": 32, "batch_size": 8},
              "latency_time_s": 0.0},
@@ -58,6 +62,29 @@ def test_student_starts_from_the_teacher_layers_and_corpus_vocabulary(text_run):
     assert ckpt["state_dict"]["vocab_map"].shape == (30522,)
     assert (root / "student" / "tokenizer.json").is_file()
     assert -1 <= m["val_cosine"] <= 1
+
+
+def test_an_epoch_sees_the_corpus_own_sentences_primary_repeats_times():
+    from compress.stages.embed_distill import epoch_pool
+
+    # execute
+    pool = epoch_pool(10, 4, 3)
+    # assert
+    assert sorted(pool.tolist()) == sorted([0, 1, 2, 3] * 3 + [4, 5, 6, 7, 8, 9])
+    assert epoch_pool(5, None, 3).tolist() == [0, 1, 2, 3, 4] * 3
+
+
+def test_export_keeps_the_faster_layernorm_graph_as_measured(text_run):
+    # execute
+    root, manifest = text_run
+    student = manifest["stages"]["student_onnx"]["metrics"]
+    teacher = manifest["stages"]["teacher_onnx"]["metrics"]
+    nodes = {n.op_type for n in onnx.load(str(root / "student_onnx" / "model.onnx")).graph.node}
+    # assert: both graphs timed, the faster kept; an explicit choice is not timed
+    fastest = min(("fused", "unfused"), key=lambda k: student[f"{k}.p50_ms"])
+    assert student["layernorm"] == fastest
+    assert ("Flatten" in nodes) == (fastest == "unfused")
+    assert teacher["layernorm"] == "unfused" and teacher.get("fused.p50_ms") is None
 
 
 def test_export_is_dynamic_in_batch_and_sequence_with_parity(text_run):
