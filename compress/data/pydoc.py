@@ -26,12 +26,13 @@ class PydocData(SplitFields):
     max_words: int = Field(60, ge=2, le=500, description="longer sentences are dropped")
     max_sentences: int | None = Field(
         None, ge=30, description="keep this many sentences (seeded sample); None = all")
-    extra_train: tuple[Literal["stdlib_docstrings", "pydoc_pairs"], ...] = Field(
+    extra_train: tuple[Literal["stdlib_docstrings", "pydoc_pairs", "pydoc_halves"], ...] = Field(
         (), description="more unlabelled text for the train split only: "
         "stdlib_docstrings = the docstrings of the standard library's modules (parsed, not "
         "imported), sentences also in val/test dropped; pydoc_pairs = every two consecutive "
-        "sentences of the documentation that are both in train, joined (more in-domain text, "
-        "no val/test sentence in it)")
+        "sentences of the documentation that are both in train, joined; pydoc_halves = the "
+        "two halves (by words) of every train sentence of 2 x min_words words or more (both: "
+        "more in-domain text, no val/test sentence in it)")
     max_extra_sentences: int | None = Field(
         None, ge=1, description="cap on the stdlib_docstrings sentences (seeded sample); "
         "None = all")
@@ -118,6 +119,15 @@ def stdlib_docstring_sentences(min_words: int = 6, max_words: int = 60) -> list[
     return list(seen)
 
 
+def halves(sentence: str, min_words: int) -> list[str]:
+    """The sentence's first and second half by words, if each has at least `min_words`."""
+    words = sentence.split()
+    if len(words) < 2 * min_words:
+        return []
+    mid = len(words) // 2
+    return [" ".join(words[:mid]), " ".join(words[mid:])]
+
+
 def load_pydoc_corpus(cfg: PydocData) -> TextCorpus:
     sentences = pydoc_sentences(cfg.min_words, cfg.max_words)
     rng = np.random.default_rng(cfg.seed)
@@ -139,4 +149,6 @@ def load_pydoc_corpus(cfg: PydocData) -> TextCorpus:
         in_train = set(order[n_test + n_val:].tolist())
         train = train + [f"{sentences[i]} {sentences[i + 1]}" for i in range(len(sentences) - 1)
                          if i in in_train and i + 1 in in_train]
+    if "pydoc_halves" in cfg.extra_train:
+        train = train + [half for s in train[:primary] for half in halves(s, cfg.min_words)]
     return TextCorpus(name="pydoc", test=test, val=val, train=train, primary_train=primary)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from compress.data import PydocData, TextCorpus, load_dataset
-from compress.data.pydoc import clean_sentences, load_pydoc_corpus, pydoc_sentences
+from compress.data.pydoc import clean_sentences, halves, load_pydoc_corpus, pydoc_sentences
 
 PAGE = """Lists
 *****
@@ -70,12 +70,15 @@ def test_extra_train_text_follows_the_corpus_own_sentences_and_holds_no_val_or_t
     # setup
     base = load_pydoc_corpus(PydocData(seed=0))
     # execute
-    c = load_pydoc_corpus(PydocData(seed=0, extra_train=("stdlib_docstrings", "pydoc_pairs"),
+    c = load_pydoc_corpus(PydocData(seed=0, extra_train=("stdlib_docstrings", "pydoc_pairs",
+                                                         "pydoc_halves"),
                                     max_extra_sentences=500))
     # assert: val/test unchanged, the corpus's own train sentences first and counted
     assert (c.val, c.test) == (base.val, base.test)
     assert c.primary_train == len(base.train) and c.train[: c.primary_train] == base.train
-    docstrings, pairs = c.train[c.primary_train:][:500], c.train[c.primary_train + 500:]
+    n_halves = sum(len(halves(s, 6)) for s in base.train)
+    docstrings = c.train[c.primary_train:][:500]
+    pairs = c.train[c.primary_train + 500: len(c.train) - n_halves]
     held_out = set(c.val) | set(c.test)
     assert len(docstrings) == 500 and not set(docstrings) & (held_out | set(base.train))
     # pairs: two consecutive documentation sentences, both from train
@@ -84,3 +87,12 @@ def test_extra_train_text_follows_the_corpus_own_sentences_and_holds_no_val_or_t
               if a in own and b in own}
     assert len(pairs) > 500 and set(pairs) == joined
     assert not any(s in p for p in pairs for s in held_out)
+    # halves: of train sentences only
+    assert n_halves > 500 and c.train[-n_halves:] == [h for s in base.train for h in halves(s, 6)]
+
+
+def test_halves_split_a_sentence_by_words_when_both_are_long_enough():
+    # execute / assert
+    assert halves("one two three four five six seven", 3) == ["one two three",
+                                                               "four five six seven"]
+    assert halves("one two three four five", 3) == []

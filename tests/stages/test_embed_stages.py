@@ -20,7 +20,8 @@ def tiny_text_pipeline(model_dir) -> dict:
     return {
         "name": "tinytext",
         "data": {"source": "pydoc", "seed": 0, "max_sentences": 160,
-                 "extra_train": ["stdlib_docstrings", "pydoc_pairs"], "max_extra_sentences": 40},
+                 "extra_train": ["stdlib_docstrings", "pydoc_pairs", "pydoc_halves"],
+                 "max_extra_sentences": 40},
         "stages": [
             {"id": "teacher", "stage": "pretrained", "model": str(model_dir)},
             {"id": "student", "stage": "embed_distill", "teacher": "teacher", "layers": [0, 2],
