@@ -28,13 +28,14 @@ from compress.errors import ParityError, StageError
 from compress.measure import ort as ort_measure
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.stages.pretrained import text_corpus
+from compress.text.timing import CandidateTiming, time_candidates
 
 INPUTS, OUTPUT = ("input_ids", "attention_mask"), "sentence_embedding"
 METRICS = ("parity_max_abs_diff", "parity_samples", "params", "opset", "size_bytes", "layernorm",
            "fused.p50_ms", "unfused.p50_ms")
 
 
-class EmbedExportConfig(StageConfig):
+class EmbedExportConfig(StageConfig, CandidateTiming):
     stage: Literal["embed_export"] = "embed_export"
     input: str = Field(description="id of the stage whose sentence encoder is exported")
     opset: int = Field(18, ge=18, le=23, description="ONNX opset (the exporter needs >= 18)")
@@ -44,9 +45,6 @@ class EmbedExportConfig(StageConfig):
         "measure", description="fused: the graph as exported (ORT fuses Add + LayerNorm into "
         "SkipLayerNormalization); unfused: each such LayerNorm on a 2-D view, which ORT leaves "
         "alone; measure: both timed at batch 1, the faster kept")
-    sequence_length: int = Field(128, ge=2, le=512, description="measure: input length (tokens)")
-    threads: int = Field(1, ge=0, description="measure: ORT intra-op threads while timing")
-    latency_time_s: float = Field(2.0, ge=0, description="measure: time per candidate")
 
     data_kind = "text"
     references = {"input": {"checkpoint"}}
@@ -132,14 +130,9 @@ def choose_layernorm(cfg: EmbedExportConfig, path: Path, tok, sentences: list[st
     if cfg.layernorm == "unfused":
         shutil.move(candidate, path)
         return {"layernorm": "unfused"}
-    from compress.measure.latency import measure_interleaved
-    from compress.stages.embed_quantize import full_length_feed
-
     sessions = {"fused": ort_measure.make_session(path, threads=cfg.threads),
                 "unfused": ort_measure.make_session(candidate, threads=cfg.threads)}
-    feed = full_length_feed(tok, sentences, cfg.sequence_length)
-    lat = measure_interleaved(sessions, dict.fromkeys(sessions, feed), warmup_runs=5,
-                              min_runs=20, min_time_s=cfg.latency_time_s)
+    lat, _ = time_candidates(sessions, tok, sentences, cfg)
     del sessions
     chosen = min(lat, key=lambda k: lat[k].p50_ms)
     if chosen == "unfused":

@@ -19,6 +19,7 @@ from compress.measure import ort as ort_measure
 from compress.quantization import CalibrationConfig, Quantizer, Setting, preprocess
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.stages.pretrained import teacher_embeddings, text_corpus
+from compress.text.timing import CandidateTiming, time_candidates
 
 SETTINGS = {
     "dynamic": Setting("dynamic", "uint8", "qoperator", per_channel=True),
@@ -26,7 +27,7 @@ SETTINGS = {
 }
 
 
-class EmbedQuantizeConfig(StageConfig):
+class EmbedQuantizeConfig(StageConfig, CandidateTiming):
     stage: Literal["embed_quantize"] = "embed_quantize"
     input: str = Field(description="id of the embed_export stage to quantize")
     teacher: str = Field(description="id of the pretrained stage whose embeddings are the target")
@@ -37,9 +38,6 @@ class EmbedQuantizeConfig(StageConfig):
         description="static only: train sentences whose activations set the int8 ranges")
     max_cosine_drop: float = Field(0.01, ge=0, le=2,
                                    description="val cosine a candidate may lose vs the fp32 model")
-    sequence_length: int = Field(128, ge=2, le=512, description="latency input length (tokens)")
-    threads: int = Field(1, ge=0, description="ORT intra-op threads while timing")
-    latency_time_s: float = Field(2.0, ge=0, description="measured time per candidate")
 
     data_kind = "text"
     references = {"input": {"onnx"}, "teacher": {"checkpoint"}}
@@ -64,24 +62,10 @@ def activation_matmuls(path) -> list[str]:
             if n.op_type == "MatMul" and not any(i in consts for i in n.input)]
 
 
-def full_length_feed(tok, sentences: list[str], length: int) -> dict:
-    """One input of exactly `length` real tokens (sentences run together), batch 1."""
-    from compress.text.encoder import tokenize
-
-    text, ids = "", None
-    for s in sentences:
-        text = f"{text} {s}"
-        ids, mask = tokenize(tok, [text])
-        if ids.shape[1] >= length:
-            break
-    return {"input_ids": ids[:, :length], "attention_mask": mask[:, :length]}
-
-
 @register_stage(EmbedQuantizeConfig, produces="onnx", metrics=metric_names)
 def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
     import numpy as np
 
-    from compress.measure.latency import measure_interleaved
     from compress.quantization import calibration_sample
     from compress.stages.export import set_metadata
     from compress.text.encoder import copy_tokenizer, load_tokenizer, ort_embed, tokenize
@@ -114,9 +98,7 @@ def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
     sessions = {n: ort_measure.make_session(p, threads=cfg.threads) for n, p in paths.items()}
     val_cos = {n: mean_cosine(ort_embed(s, tok, corpus.val), targets["val"])
                for n, s in sessions.items()}
-    feed = full_length_feed(tok, corpus.val, cfg.sequence_length)
-    lat = measure_interleaved(sessions, dict.fromkeys(sessions, feed), warmup_runs=5,
-                              min_runs=20, min_time_s=cfg.latency_time_s)
+    lat, tokens = time_candidates(sessions, tok, corpus.val, cfg)
     ok = [m for m in cfg.modes if val_cos[m] >= val_cos["fp32"] - cfg.max_cosine_drop]
     chosen = (min(ok, key=lambda m: lat[m].p50_ms) if ok
               else max(cfg.modes, key=lambda m: val_cos[m]))
@@ -127,7 +109,7 @@ def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
                       "latency": lat[n].as_dict(),
                       "eligible": n in ok if n in cfg.modes else None} for n in paths}
     artifacts.write_json(ctx.out_dir / "candidates.json", {
-        "chosen": chosen, "rule": f"fastest p50 at batch 1, {feed['input_ids'].shape[1]} tokens, "
+        "chosen": chosen, "rule": f"fastest p50 at batch 1, {tokens} tokens, "
         f"{cfg.threads} thread(s), among val cosine >= fp32 - {cfg.max_cosine_drop}",
         "candidates": candidates})
     out = ctx.out_dir / "model.onnx"

@@ -3,8 +3,9 @@
 ONNX Runtime fuses every `Add -> LayerNormalization` of a post-LN transformer (the residual sum
 and its norm) into one contrib `SkipLayerNormalization` node. On the CPU that kernel was measured
 far slower than the two ops it replaces (onnxruntime 1.32, AVX2 EPYC, 1 thread, batch 1 x 128
-tokens x 384: about 330 us per call against about 50 us for LayerNormalization plus Add), which
-cost MiniLM's fp32 export 1.16x in latency and a dynamic-int8 2-layer student 1.1-1.6x. The
+tokens x 384: about 330 us per call against about 60 us for LayerNormalization plus Add), which
+cost MiniLM's fp32 export 1.02-1.12x in latency and a dynamic-int8 2-layer student 1.12-1.19x
+(three side-by-side runs; `benchmarks/layernorm_fusion.py`). The
 fusion matches a LayerNormalization whose input comes straight from an Add; normalising a 2-D
 view instead (Flatten to rows x hidden, then Reshape back to the Add's shape) computes the same
 values and leaves the pattern unmatched, with ORT's default session options, in any consumer.
