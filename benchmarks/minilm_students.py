@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,10 +42,16 @@ HERE = Path(__file__).resolve().parent
 PIPELINE = HERE.parent / "pipelines" / "minilm.yaml"
 
 
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def parse_spec(spec: str) -> tuple[list[int], bool]:
     layers, _, extra = spec.partition("+")
-    if extra not in ("", "bridge"):
-        raise SystemExit(f"student '{spec}': write LAYERS or LAYERS+bridge, e.g. 0,2,5+bridge")
+    if extra not in ("", "bridge") or not all(x.isdigit() for x in layers.split(",")):
+        fail(f"student '{spec}': write LAYERS or LAYERS+bridge, e.g. 0,2,5+bridge")
     return [int(x) for x in layers.split(",")], extra == "bridge"
 
 
@@ -101,9 +108,10 @@ def train_one(job: dict) -> dict:
     from compress.config import load_pipeline
     from compress.data import load_dataset
     from compress.stages.embed_distill import (
-        _loss,
         epoch_pool,
+        fit_batches,
         length_grouped_batches,
+        make_optimizer,
         make_student,
     )
     from compress.stages.embed_export import export_encoder
@@ -140,30 +148,18 @@ def train_one(job: dict) -> dict:
     initial = mean_cosine(embed(student, tok, corpus.val), targets["val"])
     if cfg.freeze_embeddings:
         student.bert.embeddings.requires_grad_(False)
-    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
     steps = job["steps"]
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup + 1))))
+    opt, sched = make_optimizer(student, cfg, steps)
     pool = epoch_pool(len(train), corpus.primary_train, cfg.primary_repeats)
     lengths = np.array([len(train[j]) for j in pool])
     y = torch.from_numpy(targets["train"])
     rng = np.random.default_rng(cfg.seed)
-    t0, step = time.perf_counter(), 0
-    student.train()
-    while step < steps:
-        for batch in length_grouped_batches(lengths, cfg.batch_size, rng):
-            idx = pool[batch]
-            ids, mask = (torch.from_numpy(a) for a in tokenize(tok, [train[j] for j in idx]))
-            loss = _loss(student.tokens_and_embedding(ids, mask)[1], y[idx], cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            if step >= steps:
-                break
+    t0, done = time.perf_counter(), 0
+    while done < steps:  # the stage's epochs, the last one cut at `steps`
+        batches = [pool[b] for b in length_grouped_batches(lengths, cfg.batch_size, rng)]
+        batches = batches[: steps - done]
+        fit_batches(student, opt, sched, batches, tok, train, y, cfg)
+        done += len(batches)
     train_s = time.perf_counter() - t0
     student.eval()
     val = mean_cosine(embed(student, tok, corpus.val), targets["val"])
@@ -213,6 +209,10 @@ def main() -> None:
     a = ap.parse_args()
     from compress.measure.system import cpu_info, versions
 
+    for need in ("teacher/model.pt", "teacher/embeddings.npz", "teacher_onnx/model.onnx"):
+        if not (a.run / need).is_file():
+            fail(f"{a.run / need} not found; RUN_DIR is the 'minilm' folder of a finished "
+                 "`compress run pipelines/minilm.yaml --out X` (X/minilm)")
     specs = [(s, parse_spec(s)) for s in a.students]
     with tempfile.TemporaryDirectory() as tmp:
         # Longest first, so the jobs end together.

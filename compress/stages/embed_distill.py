@@ -114,6 +114,38 @@ def epoch_pool(n_train: int, primary: int | None, repeats: int) -> np.ndarray:
     return np.concatenate([np.tile(np.arange(primary), repeats), np.arange(primary, n_train)])
 
 
+def make_optimizer(student, cfg: EmbedDistillConfig, steps: int):
+    """AdamW on the trainable weights; linear warm-up over 5 % of `steps`, then linear decay."""
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup + 1))))
+    return opt, sched
+
+
+def fit_batches(student, opt, sched, batches, tok, sentences: list[str], targets: torch.Tensor,
+                cfg: EmbedDistillConfig, tokens=(), scale: float = 1.0) -> torch.Tensor:
+    """One optimizer step per batch of sentence indices (into `sentences` and `targets`, the
+    teacher's embeddings); `tokens`: the teacher's per-token states, if the loss uses them.
+    Returns the last loss."""
+    from compress.text.encoder import tokenize
+
+    student.train()
+    loss = torch.zeros(())
+    for idx in batches:
+        ids, mask = (torch.from_numpy(a) for a in tokenize(tok, [sentences[j] for j in idx]))
+        h, emb = student.tokens_and_embedding(ids, mask)
+        loss = _loss(emb, targets[idx], cfg)
+        if tokens:
+            loss = loss + cfg.token_weight * _token_loss(h, [tokens[j] for j in idx], mask, scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return loss
+
+
 def make_student(teacher, tok, cfg: EmbedDistillConfig, train: list[str]):
     """The untrained student: layer subset, then pruned feed-forward, then the kept vocabulary."""
     from compress.text.encoder import tokenize
@@ -144,7 +176,6 @@ def embed_distill(cfg: EmbedDistillConfig, ctx: StageContext) -> StageResult:
         embed,
         encoder_from_checkpoint,
         load_tokenizer,
-        tokenize,
     )
     from compress.text.metrics import mean_cosine
 
@@ -163,13 +194,8 @@ def embed_distill(cfg: EmbedDistillConfig, ctx: StageContext) -> StageResult:
     del teacher
     if cfg.freeze_embeddings:
         student.bert.embeddings.requires_grad_(False)
-    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
     pool = epoch_pool(len(corpus.train), corpus.primary_train, cfg.primary_repeats)
-    steps = cfg.epochs * -(-len(pool) // cfg.batch_size)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup + 1))))
+    opt, sched = make_optimizer(student, cfg, cfg.epochs * -(-len(pool) // cfg.batch_size))
     rng = np.random.default_rng(cfg.seed)
     y_train = torch.from_numpy(targets["train"])
     lengths = np.array([len(corpus.train[j]) for j in pool])
@@ -178,19 +204,9 @@ def embed_distill(cfg: EmbedDistillConfig, ctx: StageContext) -> StageResult:
     best = (initial, 0, copy.deepcopy(student.state_dict()))
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        student.train()
-        for batch in length_grouped_batches(lengths, cfg.batch_size, rng):
-            idx = pool[batch]
-            ids, mask = (torch.from_numpy(a) for a in tokenize(tok, [corpus.train[j] for j in idx]))
-            h, emb = student.tokens_and_embedding(ids, mask)
-            loss = _loss(emb, y_train[idx], cfg)
-            if tokens:
-                loss = loss + cfg.token_weight * _token_loss(h, [tokens[j] for j in idx], mask,
-                                                             scale)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+        batches = [pool[b] for b in length_grouped_batches(lengths, cfg.batch_size, rng)]
+        loss = fit_batches(student, opt, sched, batches, tok, corpus.train, y_train, cfg,
+                           tokens, scale)
         student.eval()
         val = mean_cosine(embed(student, tok, corpus.val), targets["val"])
         if val > best[0]:
