@@ -67,10 +67,16 @@ def test_impossible_gate_fails_its_case_alone(write_yaml, tmp_path):
     assert "teacher_onnx.size_bytes" in first.stderr and "FAIL" in first.stderr
 
 
-def test_failed_stage_is_an_error_case_and_later_stages_are_skipped(write_yaml, tmp_path):
-    # setup: a parity tolerance no export meets
+def test_failed_stage_is_an_error_case_and_later_stages_are_skipped(write_yaml, tmp_path,
+                                                                   monkeypatch):
+    # setup: ONNX Runtime's logits shifted by 1.0 before the parity check compares them, so the
+    # export fails its parity check whatever the CPU rounds (a tolerance of 1e-12 did not: on an
+    # AVX-512 machine PyTorch and ORT agreed exactly and the stage passed)
+    from compress.measure import ort as ort_measure
+
+    real_predict = ort_measure.predict
+    monkeypatch.setattr(ort_measure, "predict", lambda *a, **k: real_predict(*a, **k) + 1.0)
     pipeline = copy.deepcopy(TINY_PIPELINE)
-    pipeline["stages"][1].update(atol=1e-12, rtol=0)
     pipeline["gates"] = {"min_accuracy_pct": 10}
     # execute
     res = _run(write_yaml, tmp_path, pipeline, "--json")
