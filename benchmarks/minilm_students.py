@@ -115,7 +115,7 @@ def train_one(job: dict) -> dict:
         make_student,
     )
     from compress.stages.embed_export import export_encoder
-    from compress.stages.pretrained import teacher_embeddings
+    from compress.text.corpus import teacher_embeddings
     from compress.text.encoder import embed, encoder_from_checkpoint, load_tokenizer, tokenize
     from compress.text.graph import unfuse_skip_layernorm
     from compress.text.metrics import mean_cosine

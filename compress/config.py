@@ -17,11 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from compress.data import TEXT_SOURCES, DataConfig
-from compress.distributed import pipeline_options
 from compress.errors import ConfigError
 from compress.measure.energy import EnergyConfig
 from compress.stages import STAGES
 from compress.stages.base import ID_PATTERN, metric_names
+from compress.trainer.distributed import pipeline_options
 
 _STAGE_CONFIGS = tuple(d.config_cls for d in STAGES.values())
 StageUnion = Annotated[Union[_STAGE_CONFIGS], Field(discriminator="stage")]  # noqa: UP007

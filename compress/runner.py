@@ -26,16 +26,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compress import artifacts, distributed
+from compress import artifacts
 from compress.config import PipelineConfig
-from compress.devices import runtime_problem
 from compress.errors import CompressError, ConfigError, StageError
 from compress.gates import evaluate_gates
 from compress.integrity import MANIFEST, leftovers, outputs_intact
 from compress.measure.energy import EnergyMeter
 from compress.measure.system import cpu_info, versions
 from compress.stages import STAGES, Artifact, StageContext
-from compress.training import train_options_of
+from compress.trainer import distributed
+from compress.trainer.devices import runtime_problem
+from compress.trainer.training import train_options_of
 
 
 @dataclass

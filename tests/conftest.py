@@ -72,7 +72,7 @@ def tiny_onnx(tiny_run) -> Path:
 def cli_command() -> list[str]:
     """The installed `compress` entry point (or the module, where it is not installed)."""
     exe = Path(sys.executable).with_name("compress")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "compress.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "compress"]
 
 
 CLI_ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}

@@ -24,7 +24,7 @@ def inspect_command(model: Path, as_json: bool) -> None:
     oldest onnxruntime that loads it. Works on any ONNX file."""
     import json
 
-    from compress.inspection import format_inspection, inspect_file
+    from compress.onnx.inspection import format_inspection, inspect_file
 
     info = inspect_file(model)
     click.echo(json.dumps(info, indent=2, default=str) if as_json else format_inspection(info))
@@ -48,8 +48,8 @@ def export_formats(model: Path, out: Path, fmt: str, given: bool = False) -> Non
         return
     if not model.is_file():
         raise ConfigError(f"compress export: {model}: ONNX model not found")
-    from compress.inspection import inspect_file
-    from compress.stages.convert import convert_to_ort
+    from compress.onnx.inspection import inspect_file
+    from compress.onnx.ortformat import convert_to_ort
 
     info = inspect_file(model)  # refuses what is no ONNX model before a folder is made
     if info["format"] != "onnx":
@@ -74,7 +74,7 @@ def _check_against(onnx_path: Path, ort_path: Path, info: dict) -> str:
 
     from compress.data import DataConfig, load_dataset
     from compress.errors import CompressError
-    from compress.stages.convert import compare_predictions
+    from compress.onnx.ortformat import compare_predictions
 
     spec = info["metadata"].get("compress.data")
     if not isinstance(spec, dict):

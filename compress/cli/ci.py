@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from compress.cli_options import build_config, config_options
-from compress.compare import CompareConfig
+from compress.cli.options import build_config, config_options
 from compress.errors import CompressError, ConfigError, GateError
+from compress.report.compare import CompareConfig
 
 # The runner's progress lines ("[teacher] running train ...", "[teacher] cached (...)", "[teacher]
 # done in 1.2 s") say which stage a failure happened in.
@@ -91,8 +91,9 @@ class CiReports:
             self._write("passed", None)
 
     def _write(self, status: str, error: BaseException | None, exit_code: int | None = None):
-        from compress import artifacts, distributed
+        from compress import artifacts
         from compress.report import ci
+        from compress.trainer import distributed
 
         if self.cfg is None or not (self.started or self.finished) or not distributed.is_main():
             return  # bad input, found before the run began: nothing is written
@@ -154,8 +155,8 @@ def compare(baseline: Path, candidate: Path, md: Path | None, as_json: bool, **v
 
     Exit 0 when every threshold holds (or none is given), 1 when the shipped model regressed
     beyond one, 2 when a folder is not a run with a bench stage."""
-    from compress.compare import compare_runs
     from compress.report.ci import append_markdown, compare_markdown
+    from compress.report.compare import compare_runs
 
     check_report_path(md, "--md", "compress compare")
     cfg = build_config(CompareConfig, "compress compare", values)

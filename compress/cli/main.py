@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 
 from compress import __version__
-from compress.cli_artifacts import FORMAT_OPTION, export_formats, inspect_command, onnx_input
-from compress.cli_ci import ci_options, compare
-from compress.cli_options import YamlValue, build_config, config_options
-from compress.cli_stage import (
+from compress.cli.artifacts import FORMAT_OPTION, export_formats, inspect_command, onnx_input
+from compress.cli.ci import ci_options, compare
+from compress.cli.options import YamlValue, build_config, config_options
+from compress.cli.stage import (
     OUT_OPTION,
     checkpoint_input,
     data_config,
@@ -24,10 +24,10 @@ from compress.cli_stage import (
     stage_cls,
     stage_process_group,
 )
-from compress.cli_text import COMMANDS as TEXT_COMMANDS
-from compress.distributed import rank_prefix
+from compress.cli.text import COMMANDS as TEXT_COMMANDS
 from compress.errors import CompressError, GateError, MirroredError
 from compress.measure.energy import EnergyConfig
+from compress.trainer.distributed import rank_prefix
 
 
 class CompressGroup(click.Group):
@@ -104,9 +104,9 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **en
     """Run the pipeline in PIPELINE (YAML), skipping stages whose inputs did not change.
 
     The energy options override the pipeline's `energy:` section."""
-    from compress import distributed
     from compress.config import load_pipeline
     from compress.runner import run_pipeline
+    from compress.trainer import distributed
 
     cfg = ci.cfg = load_pipeline(pipeline)
     ci.root = Path(out_root) / cfg.name

@@ -13,7 +13,7 @@ import click
 def data_config(value, where: str):
     from pydantic import TypeAdapter, ValidationError
 
-    from compress.cli_options import option_error
+    from compress.cli.options import option_error
     from compress.data import DataConfig
     from compress.errors import ConfigError
 
@@ -29,8 +29,8 @@ def stage_process_group(opts, stages, source: str):
     """Where several processes are asked for and no launcher started this one, start them with
     torch's launcher on this very command line and exit with their exit code; otherwise join
     the process group torchrun's environment describes (nothing to do for one process)."""
-    from compress import distributed
     from compress.runner import preflight
+    from compress.trainer import distributed
 
     if distributed.should_launch(opts):
         # Checked once here, so that a bad setting is one line rather than one per process.
@@ -43,8 +43,8 @@ def stage_process_group(opts, stages, source: str):
 
 
 def run_standalone(cfg, data_cfg, inputs, out: Path, energy=None) -> None:
-    from compress import distributed
     from compress.runner import run_single
+    from compress.trainer import distributed
 
     source = f"compress {cfg.stage}"
     with stage_process_group(distributed.pipeline_options([cfg], source), [cfg], source):

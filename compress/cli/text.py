@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from compress.cli_options import YamlValue, build_config, config_options
-from compress.cli_stage import OUT_OPTION, checkpoint_input, data_config, run_standalone, stage_cls
+from compress.cli.options import YamlValue, build_config, config_options
+from compress.cli.stage import OUT_OPTION, checkpoint_input, data_config, run_standalone, stage_cls
 
 TEACHER_OPTION = click.option(
     "--teacher", "teacher", required=True, type=click.Path(path_type=Path),

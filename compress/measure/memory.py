@@ -68,7 +68,7 @@ def _load_runner(runtime: str, model: str, threads: int, mem_arena: bool):
     import torch
 
     from compress.artifacts import load_checkpoint
-    from compress.stages.export import model_from_checkpoint
+    from compress.models.checkpoint import model_from_checkpoint
 
     net = model_from_checkpoint(load_checkpoint(model), Path(model))
 
@@ -96,7 +96,7 @@ def child(args: argparse.Namespace) -> dict:
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
         settings = {"torch_threads": torch.get_num_threads(), "inference_mode": True}
-        import compress.stages.export  # noqa: F401  (model code and torch.export, pre-baseline)
+        import compress.models.checkpoint  # noqa: F401  (model code, loaded before the baseline)
     with np.load(args.inputs, allow_pickle=False) as npz:
         batches = [np.ascontiguousarray(npz[k]) for k in sorted(npz.files)]
     gc.collect()

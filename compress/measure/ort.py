@@ -84,3 +84,8 @@ def read_metadata(path: str | Path) -> dict[str, object]:
         except json.JSONDecodeError:
             out[p.key] = p.value
     return out
+
+
+def batch_of(x: np.ndarray, n: int) -> np.ndarray:
+    reps = -(-n // len(x))
+    return np.ascontiguousarray(np.concatenate([x] * reps)[:n])

@@ -73,7 +73,7 @@ def _own_metadata(paths: dict[str, Path], fp32_onnx: Path) -> None:
     the teacher's accuracy. Keep how to feed it; say what made it; its figures are in bench.json."""
     from compress.artifacts import sha256_file
     from compress.measure.ort import read_metadata
-    from compress.stages.export import set_metadata
+    from compress.onnx.contract import set_metadata
 
     meta = {k: v for k, v in read_metadata(fp32_onnx).items()
             if k.startswith("compress.") and k not in ("compress.metrics", "compress.source",
@@ -151,7 +151,7 @@ class TorchCandidate:
     def __init__(self, checkpoint: Path):
         import torch
 
-        from compress.stages.export import model_from_checkpoint
+        from compress.models.checkpoint import model_from_checkpoint
 
         self.torch = torch
         self.model = model_from_checkpoint(artifacts.load_checkpoint(checkpoint), checkpoint)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from compress.errors import ArtifactError
-from compress.ort_compat import min_onnxruntime
+from compress.onnx.ort_compat import min_onnxruntime
 
 # ONNX TensorProto element types (the ORT format uses the same codes).
 FLOATS = {1: "float", 10: "float16", 16: "bfloat16", 11: "double"}
@@ -193,3 +193,10 @@ def format_inspection(info: dict) -> str:
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         lines.append(f"  {key}: {text}")
     return "\n".join(lines)
+
+
+def int8_weight_fraction(path: Path) -> float:
+    """Share of weight elements stored as 8-bit integers (counted as `compress inspect` does)."""
+    from compress.onnx.inspection import inspect_file
+
+    return float(inspect_file(path)["int8_weight_fraction"])

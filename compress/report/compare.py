@@ -142,8 +142,7 @@ def measure_latency(base: Side, cand: Side, pairs, cfg: CompareConfig) -> dict:
     import functools
 
     from compress.measure.latency import measure_callables
-    from compress.measure.ort import check_input_shape, make_session
-    from compress.stages.bench import batch_of
+    from compress.measure.ort import batch_of, check_input_shape, make_session
 
     batches, threads = _settings(base, cfg)
     x = {s.name: _inputs(s) for s in (base, cand)}

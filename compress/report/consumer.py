@@ -55,7 +55,7 @@ def artifact_index(root: Path, manifest: dict) -> list[dict]:
             except CompressError:
                 min_ort = None
         else:
-            from compress.inspection import inspect_file
+            from compress.onnx.inspection import inspect_file
 
             min_ort = inspect_file(root / primary)["min_onnxruntime"]
         out.append({"path": primary, "stage": sid, "stage_kind": st.get("stage"), "format": kind,

@@ -24,8 +24,9 @@ from compress.measure import ort as ort_measure
 from compress.measure.energy import EnergyConfig, co2e_g_per_million, inference_energy
 from compress.measure.latency import CI_LEVEL, CI_RESAMPLES, measure_callables
 from compress.measure.memory import measure_memory
+from compress.measure.ort import batch_of
+from compress.measure.peers import DYNAMIC, LABELS, PEER_IDS, STATIC, TORCH, PeersConfig
 from compress.measure.system import cpu_info, versions
-from compress.peers import DYNAMIC, LABELS, PEER_IDS, STATIC, TORCH, PeersConfig
 from compress.report.markdown import bench_table
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
@@ -84,14 +85,10 @@ class BenchConfig(StageConfig):
 def onnx_param_count(path) -> int:
     """Elements of the float and 8-bit initializers: the weights. Integer shape and index
     constants (int32/int64) are not parameters (counted as `compress inspect` does)."""
-    from compress.inspection import inspect_file
+    from compress.onnx.inspection import inspect_file
 
     return int(inspect_file(path)["params"])
 
-
-def batch_of(x: np.ndarray, n: int) -> np.ndarray:
-    reps = -(-n // len(x))
-    return np.ascontiguousarray(np.concatenate([x] * reps)[:n])
 
 
 @dataclass
@@ -131,8 +128,8 @@ def _candidates(cfg: BenchConfig, ctx: StageContext, data) -> dict[str, _Candida
         out[name] = _Candidate(_onnx_record(art.path, art.sha256, data, "model", name), art.path)
     if cfg.peers is None:
         return out
+    from compress.measure.peers import TorchCandidate, check_peer_onnx, quantize_peers
     from compress.models import count_params
-    from compress.peers import TorchCandidate, check_peer_onnx, quantize_peers
 
     p = cfg.peers
     ckpt, fp32 = ctx.inputs[p.checkpoint], ctx.inputs[p.onnx]

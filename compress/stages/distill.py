@@ -14,15 +14,16 @@ import torch
 from pydantic import Field
 
 from compress import artifacts
-from compress.distillation import Distiller, DistillOptions, HintConfig, load_model
 from compress.models import ModelSpec, ResNetSpec, build_model, count_params
+from compress.models.checkpoint import checkpoint_payload
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.stages.train import METRICS as TRAIN_METRICS
-from compress.stages.train import checkpoint_payload, fit_metrics
-from compress.training import (
+from compress.trainer.distillation import Distiller, DistillOptions, HintConfig, load_model
+from compress.trainer.training import FIT_METRICS as TRAIN_METRICS
+from compress.trainer.training import (
     TrainOptions,
     accuracy_pct,
     fit,
+    fit_metrics,
     predict_logits,
     resolve_device,
     seed_everything,

@@ -17,7 +17,7 @@ from pydantic import Field
 from compress import artifacts
 from compress.measure import ort as ort_measure
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.stages.pretrained import teacher_embeddings, text_corpus
+from compress.text.corpus import teacher_embeddings, text_corpus
 from compress.text.timing import full_length_feed
 
 

@@ -27,7 +27,7 @@ from compress import artifacts
 from compress.errors import ParityError, StageError
 from compress.measure import ort as ort_measure
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.stages.pretrained import text_corpus
+from compress.text.corpus import text_corpus
 from compress.text.timing import CandidateTiming, time_candidates
 
 INPUTS, OUTPUT = ("input_ids", "attention_mask"), "sentence_embedding"
@@ -146,7 +146,7 @@ def choose_layernorm(cfg: EmbedExportConfig, path: Path, tok, sentences: list[st
 def embed_export(cfg: EmbedExportConfig, ctx: StageContext) -> StageResult:
     import onnx
 
-    from compress.stages.export import set_metadata
+    from compress.onnx.contract import set_metadata
     from compress.text.encoder import copy_tokenizer, encoder_from_checkpoint, load_tokenizer
 
     src = ctx.inputs[cfg.input]

@@ -16,9 +16,9 @@ from pydantic import Field
 
 from compress import artifacts
 from compress.measure import ort as ort_measure
-from compress.quantization import CalibrationConfig, Quantizer, Setting, preprocess
+from compress.onnx.quantization import CalibrationConfig, Quantizer, Setting, preprocess
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.stages.pretrained import teacher_embeddings, text_corpus
+from compress.text.corpus import teacher_embeddings, text_corpus
 from compress.text.timing import CandidateTiming, time_candidates
 
 SETTINGS = {
@@ -66,8 +66,8 @@ def activation_matmuls(path) -> list[str]:
 def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
     import numpy as np
 
-    from compress.quantization import calibration_sample
-    from compress.stages.export import set_metadata
+    from compress.onnx.contract import set_metadata
+    from compress.onnx.quantization import calibration_sample
     from compress.text.encoder import copy_tokenizer, load_tokenizer, ort_embed, tokenize
     from compress.text.metrics import mean_cosine
 

@@ -8,19 +8,17 @@ and test sentence, computed once for the students that learn from it and the met
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from compress import artifacts
-from compress.errors import ConfigError
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.text.corpus import EMBEDDINGS, text_corpus
 
 METRICS = ("params", "layers", "hidden", "vocab_size", "train_sentences", "val_sentences",
            "test_sentences", "embed_s")
-EMBEDDINGS = "embeddings.npz"
 
 
 class PretrainedConfig(StageConfig):
@@ -31,25 +29,6 @@ class PretrainedConfig(StageConfig):
     max_length: int = Field(128, ge=8, le=512, description="tokens per sentence (truncated)")
     batch_size: int = Field(64, ge=1, le=4096, description="sentences per embedding batch")
 
-
-def text_corpus(ctx: StageContext):
-    """The pipeline's sentences, or a ConfigError if its data is not text."""
-    from compress.data import TextCorpus
-
-    data = ctx.dataset()
-    if not isinstance(data, TextCorpus):
-        raise ConfigError(f"stage '{ctx.stage_id}' needs text data (data: {{source: pydoc}}), "
-                          f"not '{data.name}'")
-    return data
-
-
-def teacher_embeddings(artifact_path: Path) -> dict[str, np.ndarray]:
-    """The train/val/test embeddings a `pretrained` stage wrote beside its checkpoint."""
-    path = artifact_path.parent / EMBEDDINGS
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found; the teacher must be a `pretrained` stage")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
 
 
 @register_stage(PretrainedConfig, produces="checkpoint", metrics=lambda cfg: METRICS)

@@ -16,7 +16,6 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from compress import artifacts
-from compress.distillation import Distiller, DistillOptions, load_model
 from compress.errors import StageError
 from compress.models import (
     MlpSpec,
@@ -26,11 +25,12 @@ from compress.models import (
     count_params,
     parse_model_spec,
 )
+from compress.models.checkpoint import checkpoint_payload
 from compress.models.resnet import ResBlockSpec
 from compress.models.transformer import EncoderLayerSpec
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.stages.train import checkpoint_payload
-from compress.training import (
+from compress.trainer.distillation import Distiller, DistillOptions, load_model
+from compress.trainer.training import (
     FitResult,
     TrainOptions,
     accuracy_pct,

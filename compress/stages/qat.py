@@ -15,10 +15,17 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from compress import artifacts, fakequant
-from compress.distillation import Distiller, DistillOptions, load_model
+from compress import artifacts
 from compress.measure import ort as ort_measure
-from compress.quantization import (
+from compress.onnx.contract import (
+    accuracy_entry,
+    contract_metadata,
+    export_onnx,
+    set_metadata,
+    source_of,
+)
+from compress.onnx.inspection import int8_weight_fraction
+from compress.onnx.quantization import (
     CalibrationConfig,
     Quantizer,
     Setting,
@@ -26,15 +33,15 @@ from compress.quantization import (
     preprocess,
 )
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.stages.export import (
-    accuracy_entry,
-    contract_metadata,
-    export_onnx,
-    set_metadata,
-    source_of,
+from compress.trainer import fakequant
+from compress.trainer.distillation import Distiller, DistillOptions, load_model
+from compress.trainer.training import (
+    TrainOptions,
+    accuracy_pct,
+    fit,
+    predict_logits,
+    resolve_device,
 )
-from compress.stages.quantize import int8_weight_fraction
-from compress.training import TrainOptions, accuracy_pct, fit, predict_logits, resolve_device
 
 
 class QatConfig(StageConfig, TrainOptions, DistillOptions):

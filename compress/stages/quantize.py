@@ -20,8 +20,11 @@ from pydantic import Field, field_validator
 from compress import artifacts
 from compress.measure import ort as ort_measure
 from compress.measure.latency import measure_interleaved
+from compress.measure.ort import batch_of
 from compress.measure.system import cpu_info
-from compress.quantization import (
+from compress.onnx.contract import accuracy_entry, set_metadata, source_of
+from compress.onnx.inspection import int8_weight_fraction
+from compress.onnx.quantization import (
     RECURRENT_OPS,
     CalibrationConfig,
     Quantizer,
@@ -34,8 +37,6 @@ from compress.quantization import (
     preprocess,
 )
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.stages.bench import batch_of
-from compress.stages.export import accuracy_entry, set_metadata, source_of
 
 
 class QuantizeConfig(StageConfig):
@@ -150,12 +151,6 @@ def _score(lat: dict) -> float:
     """Geometric mean of the speed-ups over the batch sizes measured."""
     return math.exp(sum(math.log(v["speedup"]) for v in lat.values()) / len(lat))
 
-
-def int8_weight_fraction(path: Path) -> float:
-    """Share of weight elements stored as 8-bit integers (counted as `compress inspect` does)."""
-    from compress.inspection import inspect_file
-
-    return float(inspect_file(path)["int8_weight_fraction"])
 
 
 def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials) -> dict:

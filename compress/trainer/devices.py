@@ -44,7 +44,7 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     if local_rank is None:
-        from compress.distributed import local_rank as current
+        from compress.trainer.distributed import local_rank as current
 
         local_rank = current()
     count = torch.cuda.device_count()

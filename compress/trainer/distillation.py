@@ -63,7 +63,7 @@ def distillation_loss(
 
 def load_model(path: Path, input_shape: list[int] | None = None, role: str = "checkpoint"):
     """(model in eval mode, checkpoint dict) from a compress checkpoint; checks the data fits."""
-    from compress.stages.export import model_from_checkpoint
+    from compress.models.checkpoint import model_from_checkpoint
 
     ckpt = artifacts.load_checkpoint(path)
     model = model_from_checkpoint(ckpt, path)

@@ -93,7 +93,7 @@ def pipeline_options(stages, source: str = "") -> DistributedOptions:
     """The one process group a pipeline's training stages share: the largest `nproc` asked for,
     the backend asked for, the longest timeout. Two stages asking for different process counts
     or backends cannot share one group, and that is an error naming both."""
-    from compress.training import train_options_of
+    from compress.trainer.training import train_options_of
 
     chosen: dict[str, tuple[str, Any]] = {}
     timeout = DistributedOptions().timeout_s
@@ -138,7 +138,7 @@ def launch(nproc: int, argv: list[str], debug: bool = False) -> int:
         # the workers do not share out between them.
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     args = parse_args(["--standalone", "--nproc-per-node", str(nproc), "--max-restarts", "0",
-                       "-m", "compress.cli", *argv])
+                       "-m", "compress", *argv])
     if not debug:
         # The launcher's loggers set their own levels; this process logs nothing else.
         logging.disable(logging.CRITICAL)

@@ -21,11 +21,12 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 from torch import nn
 
-from compress import distributed
-from compress.batches import TrainBatches, epoch_plan, loader_workers
-from compress.devices import Device, MixedPrecision, Precision, resolve_device
-from compress.distributed import DistributedOptions
 from compress.errors import ConfigError, StageError
+from compress.models import count_params
+from compress.trainer import distributed
+from compress.trainer.batches import TrainBatches, epoch_plan, loader_workers
+from compress.trainer.devices import Device, MixedPrecision, Precision, resolve_device
+from compress.trainer.distributed import DistributedOptions
 
 Optimizer = Literal["sgd", "adam", "adamw"]
 Schedule = Literal["none", "step", "cosine", "onecycle", "plateau"]
@@ -278,3 +279,28 @@ def fit(
         stopped_early=stopped, cpu_time_s=cpu, device=str(device), precision=o.precision,
         world_size=world,
     )
+
+
+FIT_METRICS = ("test_accuracy_pct", "val_accuracy_pct", "best_epoch", "epochs_run", "stopped_early",
+           "params", "train_wall_time_s", "train_cpu_time_s", "device", "precision",
+           "world_size", "train_samples", "test_samples")
+
+
+def fit_metrics(model, data, result) -> dict:
+    """The metrics every training stage reports for the model it trained."""
+    device = next(model.parameters()).device
+    return {
+        "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device), data.y_test),
+        "val_accuracy_pct": result.best_val_accuracy_pct,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "params": count_params(model),
+        "train_wall_time_s": round(result.wall_time_s, 3),
+        "train_cpu_time_s": round(result.cpu_time_s, 3),
+        "device": result.device,
+        "precision": result.precision,
+        "world_size": result.world_size,
+        "train_samples": len(data.x_train),
+        "test_samples": len(data.x_test),
+    }

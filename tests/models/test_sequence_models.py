@@ -69,7 +69,7 @@ def test_pruned_transformer_spec_rebuilds_the_same_layers():
                          ids=["gru", "vit"])
 def test_sequence_models_learn_mnist1d(spec, mnist1d_small):
     # setup
-    from compress.training import TrainOptions, fit
+    from compress.trainer.training import TrainOptions, fit
 
     torch.manual_seed(0)
     model = build_model(spec, mnist1d_small.input_shape, 10)

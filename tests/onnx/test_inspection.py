@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from compress.inspection import inspect_file, weight_summary
+from compress.onnx.inspection import inspect_file, weight_summary
 from tests.conftest import run_cli
 
 

@@ -14,7 +14,7 @@ import onnxruntime
 import pytest
 
 from compress.measure.ort import read_metadata
-from compress.ort_compat import ORT_RELEASES, min_onnxruntime, version_tuple
+from compress.onnx.ort_compat import ORT_RELEASES, min_onnxruntime, version_tuple
 
 
 @pytest.mark.parametrize(("ir", "opsets", "expected", "why"), [

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from compress.cli import cli
-from compress.compare import CompareConfig, compare_runs
+from compress.report.compare import CompareConfig, compare_runs
 from tests.conftest import TINY_PIPELINE, _run_once
 
 # Quick but enough runs for a p50: the width gap below is ~5x in latency, ~90x in size.

@@ -10,7 +10,7 @@ import pytest
 
 from compress.config import parse_pipeline
 from compress.errors import ConfigError
-from compress.peers import DYNAMIC, STATIC, TORCH
+from compress.measure.peers import DYNAMIC, STATIC, TORCH
 from compress.runner import run_pipeline
 from tests.conftest import TINY_PIPELINE
 

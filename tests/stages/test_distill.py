@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from compress import artifacts
-from compress.distillation import load_model
 from compress.models import count_params
+from compress.trainer.distillation import load_model
 
 
 def test_student_is_smaller_and_reports_accuracy_with_and_without_teacher(compress_run):

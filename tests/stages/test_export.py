@@ -8,7 +8,7 @@ import pytest
 
 from compress.errors import ParityError
 from compress.measure.ort import make_session, read_metadata
-from compress.stages.export import check_parity
+from compress.onnx.contract import check_parity
 
 
 def test_onnx_is_valid_with_a_dynamic_batch(tiny_onnx):

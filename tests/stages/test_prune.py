@@ -7,11 +7,11 @@ import torch
 
 from compress import artifacts
 from compress.config import parse_pipeline
-from compress.distillation import load_model
 from compress.models import build_model, count_params
 from compress.runner import run_single
 from compress.stages import Artifact
 from compress.stages.prune import PruneConfig
+from compress.trainer.distillation import load_model
 
 
 def test_structured_pruning_really_shrinks_a_residual_model(compress_run):

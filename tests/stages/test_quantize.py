@@ -12,10 +12,11 @@ import pytest
 from compress import artifacts
 from compress.config import parse_pipeline
 from compress.measure.ort import make_session, predict, read_metadata
+from compress.onnx.inspection import int8_weight_fraction
 from compress.runner import run_single
 from compress.stages import Artifact
 from compress.stages import quantize as qstage
-from compress.stages.quantize import QuantizeConfig, int8_weight_fraction
+from compress.stages.quantize import QuantizeConfig
 
 
 def _digits():

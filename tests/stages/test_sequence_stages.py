@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from compress import artifacts
-from compress.distillation import load_model
 from compress.errors import StageError
 from compress.models import build_model
 from compress.runner import run_single
 from compress.stages import Artifact
 from compress.stages.prune import PruneConfig
+from compress.trainer.distillation import load_model
 from tests.conftest import _run_once
 
 FAST = {"batch_size": 64, "lr": 0.01, "device": "cpu", "patience": None}

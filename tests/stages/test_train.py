@@ -7,7 +7,7 @@ import torch
 from compress.artifacts import load_checkpoint
 from compress.data import DigitsData, load_dataset
 from compress.models import build_model
-from compress.training import predict_logits
+from compress.trainer.training import predict_logits
 
 
 def test_checkpoint_describes_itself_and_rebuilds(tiny_checkpoint):

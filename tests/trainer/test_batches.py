@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compress.batches import (
+from compress.data import DigitsData, load_dataset
+from compress.models import build_model
+from compress.trainer.batches import (
     DEVICE_RESIDENT_MAX_BYTES,
     TrainBatches,
     epoch_plan,
     loader_workers,
     shift,
 )
-from compress.data import DigitsData, load_dataset
-from compress.models import build_model
-from compress.training import TrainOptions, fit
+from compress.trainer.training import TrainOptions, fit
 
 
 def test_shift_translates_with_edge_fill():

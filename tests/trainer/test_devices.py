@@ -8,10 +8,10 @@ import torch
 from pydantic import ValidationError
 
 from compress.data import DigitsData, load_dataset
-from compress.devices import MixedPrecision, resolve_device
 from compress.errors import StageError
 from compress.models import build_model
-from compress.training import TrainOptions, fit
+from compress.trainer.devices import MixedPrecision, resolve_device
+from compress.trainer.training import TrainOptions, fit
 from tests.conftest import run_cli, tree_snapshot
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="tests the machine without CUDA")

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compress.distillation import Distiller, DistillOptions, HintConfig, distillation_loss
 from compress.errors import ConfigError
 from compress.models import ResNetSpec, build_model
+from compress.trainer.distillation import Distiller, DistillOptions, HintConfig, distillation_loss
 
 
 def _logits(seed: int, n: int = 16, k: int = 10) -> torch.Tensor:

@@ -57,7 +57,7 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(tmp_path, write_yam
         torch.set_num_threads(threads)
     path = write_yaml(_pipeline("ddp", 2), "ddp.yaml")
     # execute
-    res = subprocess.run([sys.executable, "-m", "compress.cli", "run", str(path), "--out",
+    res = subprocess.run([sys.executable, "-m", "compress", "run", str(path), "--out",
                           str(tmp_path / "out"), "--no-progress"], cwd=REPO, capture_output=True,
                          text=True, timeout=600, env=_env(scratch))
     # assert: completed, once
@@ -91,7 +91,7 @@ def test_train_command_under_torchrun(tmp_path):
     # execute: torchrun starts the processes; compress finds them in its environment
     res = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "compress.cli", "train", "--data", "{source: mnist1d, num_samples: 1000}",
+         "-m", "compress", "train", "--data", "{source: mnist1d, num_samples: 1000}",
          "--model", "{arch: mlp, hidden: [32]}", "--epochs", "2", "--batch-size", "32",
          "--device", "cpu", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300, env=_env(tmp_path))
@@ -130,7 +130,7 @@ def test_stages_must_agree_on_the_process_count(tiny_pipeline):
 
 
 def test_without_a_process_group_every_helper_is_a_no_op():
-    from compress import distributed
+    from compress.trainer import distributed
 
     model = torch.nn.BatchNorm1d(3)
     assert distributed.world_size() == 1 and distributed.is_main()
@@ -163,9 +163,9 @@ class _Student(torch.nn.Module):
 def _distill_worker(rank: int, port: int, out: str) -> None:
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-    from compress import distributed
     from compress.data import DigitsData, load_dataset
-    from compress.training import TrainOptions, fit
+    from compress.trainer import distributed
+    from compress.trainer.training import TrainOptions, fit
 
     torch.set_num_threads(1)
     data = load_dataset(DigitsData())

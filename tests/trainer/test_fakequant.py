@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compress import fakequant
 from compress.models import ResNetSpec, build_model
+from compress.trainer import fakequant
 
 
 def _model():

@@ -7,7 +7,7 @@ import torch
 
 from compress.data import DigitsData, load_dataset
 from compress.models import build_model
-from compress.training import TrainOptions, fit
+from compress.trainer.training import TrainOptions, fit
 
 MLP = {"arch": "mlp", "hidden": [32]}
 
