@@ -29,6 +29,16 @@ from pathlib import Path
 from compress import artifacts
 from compress.config import PipelineConfig
 from compress.errors import CompressError, ConfigError, StageError
+from compress.events import (
+    GatesChecked,
+    Listener,
+    StageCached,
+    StageFailed,
+    StageFinished,
+    StageStarted,
+    fan_out,
+    to_console,
+)
 from compress.gates import evaluate_gates
 from compress.integrity import MANIFEST, leftovers, outputs_intact
 from compress.measure.energy import EnergyMeter
@@ -254,88 +264,32 @@ def run_pipeline(
     progress: bool = True,
     source: str = "",
     log=print,
+    on_event: Listener | None = None,
 ) -> RunSummary:
     """Run every stage of `cfg` under `out_root/<name>/`; raises GateError if a gate fails.
 
+    `log` gets the console's lines; `on_event` every typed event (compress.events) as it happens.
     Under DDP every rank calls this, and every rank returns rank 0's summary.
     """
     from compress.data import load_dataset
 
+    emit = fan_out(to_console(log), on_event)
+    where = source or cfg.name
     # Bad names and bad data fail here, before anything is created or locked.
-    root, stage_dirs = output_dirs(cfg, Path(out_root), source or cfg.name)
-    manifest_path = root / MANIFEST
-    main = distributed.is_main()
-    data_hash = data_fingerprint(cfg.data, source or cfg.name)
+    root, stage_dirs = output_dirs(cfg, Path(out_root), where)
+    data_hash = data_fingerprint(cfg.data, where)
     load_dataset(cfg.data)
-    preflight(cfg.stages, distributed.world_size(), source or cfg.name)
-    with pipeline_lock(root) if main else contextlib.nullcontext():
+    preflight(cfg.stages, distributed.world_size(), where)
+    with pipeline_lock(root) if distributed.is_main() else contextlib.nullcontext():
         old = distributed.run_on_main(lambda: _previous_stages(root))
-        manifest = {
-            "pipeline": cfg.name,
-            "config_file": source,
-            "config_sha256": artifacts.sha256_json(cfg.model_dump(mode="json")),
-            "data": cfg.data.model_dump(mode="json"),
-            "data_sha256": data_hash,
-            "seeds": seeds(cfg),
-            "versions": versions(),
-            "cpu": cpu_info(),
-            "world_size": distributed.world_size(),
-            "energy": cfg.energy.model_dump(mode="json"),
-            "started_at": _now(),
-            "stages": {},
-        }
-        done: dict[str, Artifact] = {}
-        ran, cached = [], []
-        for st in cfg.stages:
-            refs = [r for ids in st.referenced_ids().values() for r in ids]
-            inputs = {r: done[r] for r in refs}
-            key = cache_key(st, inputs, data_hash, cfg)
-            prev = old.get(st.id)
-
-            def is_cached(prev=prev, key=key) -> bool:
-                return not force and reusable(root, prev, key)
-
-            # Rank 0's files decide, for every rank: the others may not even see them.
-            if distributed.run_on_main(is_cached):
-                entry = {**prev, "status": "cached"}
-                cached.append(st.id)
-                log(f"[{st.id}] cached ({st.stage}, {prev.get('wall_time_s', 0):.1f} s when run)")
-            else:
-                entry = _run_stage(st, cfg, inputs, key, root, stage_dirs[st.id],
-                                   progress and main, log)
-                ran.append(st.id)
-            primary = root / entry["primary"]
-            done[st.id] = Artifact(
-                stage_id=st.id, kind=STAGES[st.stage].produces, path=primary,
-                sha256=entry["outputs"][entry["primary"]]["sha256"], metrics=entry["metrics"],
-            )
-            manifest["stages"][st.id] = entry
-            if main:
-                # Written after every stage, so an interrupted run keeps what it finished; entries
-                # of stages not reached yet are carried over, since their files are still on disk.
-                later = {s.id: old[s.id] for s in cfg.stages if s.id in old and s.id not in done}
-                artifacts.write_json(manifest_path, {**manifest,
-                                                     "stages": {**manifest["stages"], **later}})
-
-        def finish() -> list[dict]:
-            gate_results = evaluate_gates(cfg, manifest, root) if cfg.gates else []
-            manifest["gates"] = gate_results
-            manifest["finished_at"] = _now()
-            # What a downstream app needs: the model to ship, and every model file with its
-            # sha256, size, accuracy and oldest onnxruntime (README.md repeats them in words).
-            from compress.report.consumer import artifact_index, ship_stage
-
-            manifest["ship"] = ship_stage(cfg)
-            manifest["artifacts"] = artifact_index(root, manifest)
-            artifacts.write_json(manifest_path, manifest)
-            from compress.report import write_report
-
-            write_report(root, manifest)
-            return gate_results
-
-        gate_results = distributed.run_on_main(finish)
+        manifest = _new_manifest(cfg, source, data_hash)
+        ran, cached = _run_stages(cfg, root, stage_dirs, old, manifest, data_hash, force,
+                                  progress and distributed.is_main(), emit)
+        gate_results = distributed.run_on_main(lambda: _finish(cfg, root, manifest))
         manifest["gates"] = gate_results
         summary = RunSummary(root=root, manifest=manifest, ran=ran, cached=cached)
+    if cfg.gates:
+        emit(GatesChecked(gate_results))
     failed = [g for g in gate_results if not g["passed"]]
     if failed:
         from compress.errors import GateError
@@ -345,20 +299,96 @@ def run_pipeline(
     return summary
 
 
+def _new_manifest(cfg: PipelineConfig, source: str, data_hash: str) -> dict:
+    return {
+        "pipeline": cfg.name,
+        "config_file": source,
+        "config_sha256": artifacts.sha256_json(cfg.model_dump(mode="json")),
+        "data": cfg.data.model_dump(mode="json"),
+        "data_sha256": data_hash,
+        "seeds": seeds(cfg),
+        "versions": versions(),
+        "cpu": cpu_info(),
+        "world_size": distributed.world_size(),
+        "energy": cfg.energy.model_dump(mode="json"),
+        "started_at": _now(),
+        "stages": {},
+    }
+
+
+def _run_stages(cfg: PipelineConfig, root: Path, stage_dirs: dict[str, Path], old: dict,
+                manifest: dict, data_hash: str, force: bool, progress: bool,
+                emit: Listener) -> tuple[list[str], list[str]]:
+    """Each stage in order, from the cache where its key matches; the manifest is rewritten
+    after every stage, so an interrupted run keeps what it finished."""
+    done: dict[str, Artifact] = {}
+    ran, cached = [], []
+    for st in cfg.stages:
+        refs = [r for ids in st.referenced_ids().values() for r in ids]
+        inputs = {r: done[r] for r in refs}
+        key = cache_key(st, inputs, data_hash, cfg)
+        prev = old.get(st.id)
+
+        def is_cached(prev=prev, key=key) -> bool:
+            return not force and reusable(root, prev, key)
+
+        # Rank 0's files decide, for every rank: the others may not even see them.
+        if distributed.run_on_main(is_cached):
+            entry = {**prev, "status": "cached"}
+            cached.append(st.id)
+            emit(StageCached(st.id, st.stage, float(prev.get("wall_time_s", 0))))
+        else:
+            entry = _run_stage(st, cfg, inputs, key, root, stage_dirs[st.id], progress, emit)
+            ran.append(st.id)
+        primary = root / entry["primary"]
+        done[st.id] = Artifact(
+            stage_id=st.id, kind=STAGES[st.stage].produces, path=primary,
+            sha256=entry["outputs"][entry["primary"]]["sha256"], metrics=entry["metrics"],
+        )
+        manifest["stages"][st.id] = entry
+        if distributed.is_main():
+            # Entries of stages not reached yet are carried over: their files are still on disk.
+            later = {s.id: old[s.id] for s in cfg.stages if s.id in old and s.id not in done}
+            artifacts.write_json(root / MANIFEST, {**manifest,
+                                                   "stages": {**manifest["stages"], **later}})
+    return ran, cached
+
+
+def _finish(cfg: PipelineConfig, root: Path, manifest: dict) -> list[dict]:
+    """Gates, the model to ship, the artifact index and the report (rank 0)."""
+    from compress.report import write_report
+    from compress.report.consumer import artifact_index, ship_stage
+
+    gate_results = evaluate_gates(cfg, manifest, root) if cfg.gates else []
+    manifest["gates"] = gate_results
+    manifest["finished_at"] = _now()
+    # What a downstream app needs: the model to ship, and every model file with its sha256,
+    # size, accuracy and oldest onnxruntime (README.md repeats them in words).
+    manifest["ship"] = ship_stage(cfg)
+    manifest["artifacts"] = artifact_index(root, manifest)
+    artifacts.write_json(root / MANIFEST, manifest)
+    write_report(root, manifest)
+    return gate_results
+
+
 def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, root: Path,
-               stage_dir: Path, progress: bool, log) -> dict:
+               stage_dir: Path, progress: bool, emit: Listener) -> dict:
     """Run one stage of a pipeline; its manifest entry, on every rank."""
     ctx = StageContext(stage_id=st.id, out_dir=stage_dir, data_cfg=cfg.data, inputs=inputs,
                        pipeline=cfg.name, progress=progress, energy=cfg.energy, cache_key=key)
     meter = EnergyMeter(cfg.energy)
 
     def on_main() -> dict:
-        log(f"[{st.id}] running {st.stage} ...")
+        emit(StageStarted(st.id, st.stage))
         t0 = time.perf_counter()
-        with meter:
-            result = execute_stage(st, ctx, stage_dir)
+        try:
+            with meter:
+                result = execute_stage(st, ctx, stage_dir)
+        except BaseException as e:
+            emit(StageFailed(st.id, st.stage, e))
+            raise
         wall = time.perf_counter() - t0
-        log(f"[{st.id}] done in {wall:.1f} s{_headline(result.metrics)}")
+        emit(StageFinished(st.id, st.stage, round(wall, 3), result.metrics))
         return {
             "stage": st.stage,
             "status": "ran",
@@ -388,12 +418,6 @@ def _previous_stages(root: Path) -> dict:
     except CompressError:
         return {}  # an unreadable manifest only means nothing is cached
     return loaded.get("stages", {}) if isinstance(loaded, dict) else {}
-
-
-def _headline(metrics: dict) -> str:
-    keys = ("test_accuracy_pct", "ort_test_accuracy_pct", "parity_max_abs_diff", "size_bytes")
-    shown = [f"{k} {metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)]
-    return f": {', '.join(shown)}" if shown else ""
 
 
 def _now() -> str:

@@ -9,7 +9,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 from pathlib import Path
 
 import click
@@ -17,10 +16,6 @@ import click
 from compress.cli.options import build_config, config_options
 from compress.errors import CompressError, ConfigError, GateError
 from compress.report.compare import CompareConfig
-
-# The runner's progress lines ("[teacher] running train ...", "[teacher] cached (...)", "[teacher]
-# done in 1.2 s") say which stage a failure happened in.
-_PROGRESS = re.compile(r"^\[(?P<id>[^\]]+)\] (?P<what>running|cached|done in)\b")
 
 
 def check_report_path(path: Path | None, option: str, command: str = "compress run") -> None:
@@ -40,7 +35,7 @@ def check_report_path(path: Path | None, option: str, command: str = "compress r
 
 
 class CiReports:
-    """Collects how a run goes (through the runner's log) and writes the reports at the end."""
+    """Collects how a run goes (from the runner's events) and writes the reports at the end."""
 
     def __init__(self, junit: Path | None, summary_md: Path | None, as_json: bool):
         check_report_path(junit, "--junit")
@@ -50,23 +45,23 @@ class CiReports:
         self.root: Path | None = None
         self.started: list[str] = []
         self.finished: dict[str, str] = {}
+        self.failed: str | None = None
         self.summary = None
 
     def echo(self, text: str) -> None:
         """Human output: stdout, or stderr when stdout carries the JSON summary."""
         click.echo(text, err=self.as_json)
 
-    def log(self, forward):
-        def log(message: str) -> None:
-            m = _PROGRESS.match(message)
-            if m and m["what"] == "running":
-                self.started.append(m["id"])
-            elif m:
-                self.finished[m["id"]] = "cached" if m["what"] == "cached" else "ran"
-            if forward:
-                forward(message)
+    def listen(self, event) -> None:
+        """The runner's events (compress.events): which stages started and how each ended."""
+        from compress.events import StageCached, StageFailed, StageFinished, StageStarted
 
-        return log
+        if isinstance(event, StageFailed):
+            self.failed = event.stage_id
+        elif isinstance(event, StageStarted):
+            self.started.append(event.stage_id)
+        elif isinstance(event, StageCached | StageFinished):
+            self.finished[event.stage_id] = "cached" if isinstance(event, StageCached) else "ran"
 
     @contextlib.contextmanager
     def run(self):
@@ -106,7 +101,8 @@ class CiReports:
         outcome = ci.RunOutcome(
             pipeline=self.cfg.name, root=root, stages=[(s.id, s.stage) for s in self.cfg.stages],
             has_gates=self.cfg.gates is not None, manifest=manifest, finished=self.finished,
-            status=status, failed_stage=pending[-1] if pending else None, exit_code=exit_code,
+            status=status, failed_stage=self.failed or (pending[-1] if pending else None),
+            exit_code=exit_code,
             error=(str(error) or type(error).__name__) if error else None,
             error_type=type(error).__name__ if error else None)
         if self.junit:

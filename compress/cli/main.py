@@ -120,7 +120,8 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **en
         try:
             summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
                                    source=str(pipeline),
-                                   log=ci.log(lambda m: click.echo(m, err=True) if main else None))
+                                   log=lambda m: click.echo(m, err=True) if main else None,
+                                   on_event=ci.listen)
         except GateError as e:
             click.echo(f"report: {Path(out_root) / cfg.name / 'report.md'}", err=True)
             raise e

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,12 +45,19 @@ class StageConfig(BaseModel):
         return self.model_dump(mode="json", exclude={"id"})
 
 
+# What a stage hands on, by format: a self-describing checkpoint (compress.models.checkpoint),
+# an ONNX model with its contract in metadata_props (compress.onnx.contract), the same in ORT's
+# flatbuffer format (compress.onnx.ortformat), or a bench result (bench.json).
+ArtifactKind = Literal["checkpoint", "onnx", "ort", "bench"]
+ARTIFACT_KINDS: tuple[str, ...] = get_args(ArtifactKind)
+
+
 @dataclass(frozen=True)
 class Artifact:
     """The main output of a finished stage, as a later stage sees it."""
 
     stage_id: str
-    kind: str  # "checkpoint" | "onnx" | "bench"
+    kind: ArtifactKind
     path: Path
     sha256: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -86,7 +93,7 @@ class StageDef:
     name: str
     config_cls: type[StageConfig]
     fn: Callable[[Any, StageContext], StageResult]
-    produces: str
+    produces: ArtifactKind
     # cfg -> the metric names the stage will report, when they are known before it runs
     metrics: Callable[[Any], Iterable[str]] | None = None
 
@@ -94,13 +101,17 @@ class StageDef:
 STAGES: dict[str, StageDef] = {}
 
 
-def register_stage(config_cls: type[StageConfig], produces: str,
+def register_stage(config_cls: type[StageConfig], produces: ArtifactKind,
                    metrics: Callable[[Any], Iterable[str]] | None = None):
     """Register `fn` as the implementation of `config_cls` (whose `stage` literal names it).
 
     `metrics(cfg)`, if given, names every metric the stage reports, so that a gate on a metric
     that does not exist is refused when the pipeline loads rather than after it ran.
     """
+
+    if produces not in ARTIFACT_KINDS:
+        raise ValueError(f"{config_cls.__name__}: produces={produces!r}, not one of "
+                         f"{ARTIFACT_KINDS}")
 
     def deco(fn):
         name = config_cls.model_fields["stage"].default
