@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast demo lint clean
+.PHONY: install test test-fast demo docs lint clean
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/compress run pipelines/digits.yaml > /dev/null; rc=$$?; echo; \
 	  $(BIN)/compress report exported/digits --summary; exit $$rc
+
+docs: $(STAMP)
+	$(BIN)/python -m compress.report.reference
 
 lint: $(STAMP)
 	$(BIN)/ruff check compress tests benchmarks

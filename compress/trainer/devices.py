@@ -8,14 +8,12 @@ precision of the forward pass's matrix products, which is where the time goes.
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+import os
 
 import torch
 
 from compress.errors import StageError
-
-Device = Literal["auto", "cpu", "cuda"]
-Precision = Literal["fp32", "bf16", "fp16"]
+from compress.trainer.options import Device, Precision  # noqa: F401  (re-exported)
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -44,9 +42,8 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     if local_rank is None:
-        from compress.trainer.distributed import local_rank as current
-
-        local_rank = current()
+        # torchrun's variable; unset (rank 0) in a single process.
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     count = torch.cuda.device_count()
     if local_rank >= count:
         raise StageError(f"local rank {local_rank} has no GPU of its own ({count} visible); "

@@ -24,31 +24,19 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel, ConfigDict, Field
 
 from compress.errors import CompressError, ConfigError, MirroredError
+from compress.trainer.options import DistributedOptions, train_options_of
 
 T = TypeVar("T")
 
 # Environment variables torchrun sets for each worker.
 LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 
-
-class DistributedOptions(BaseModel):
-    """How many processes train together (DDP); see the README's section on GPUs and machines."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    nproc: int = Field(1, ge=1, le=1024, description="processes compress starts on this machine "
-                       "(1 = one process); under torchrun, its --nproc-per-node decides instead")
-    backend: Literal["auto", "gloo", "nccl"] = Field(
-        "auto", description="auto = NCCL for CUDA tensors where CUDA exists, gloo otherwise")
-    timeout_s: float = Field(1800, gt=0, le=86_400, description="how long a rank waits for the "
-                             "others (start-up, each collective, rank 0's export or bench)")
 
 
 def launcher_world_size() -> int:
@@ -93,8 +81,6 @@ def pipeline_options(stages, source: str = "") -> DistributedOptions:
     """The one process group a pipeline's training stages share: the largest `nproc` asked for,
     the backend asked for, the longest timeout. Two stages asking for different process counts
     or backends cannot share one group, and that is an error naming both."""
-    from compress.trainer.training import train_options_of
-
     chosen: dict[str, tuple[str, Any]] = {}
     timeout = DistributedOptions().timeout_s
     for st in stages:

@@ -1,0 +1,87 @@
+"""The training fields stages share (`TrainOptions`, with `DistributedOptions` inside), as plain
+pydantic classes: importing them costs no torch, so the command line can build its options from
+them quickly, and the engines (training, distributed, devices) import this, not each other."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+class DistributedOptions(BaseModel):
+    """How many processes train together (DDP); see the README's section on GPUs and machines."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nproc: int = Field(1, ge=1, le=1024, description="processes compress starts on this machine "
+                       "(1 = one process); under torchrun, its --nproc-per-node decides instead")
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="auto = NCCL for CUDA tensors where CUDA exists, gloo otherwise")
+    timeout_s: float = Field(1800, gt=0, le=86_400, description="how long a rank waits for the "
+                             "others (start-up, each collective, rank 0's export or bench)")
+
+
+Optimizer = Literal["sgd", "adam", "adamw"]
+
+
+Schedule = Literal["none", "step", "cosine", "onecycle", "plateau"]
+
+
+class TrainOptions(BaseModel):
+    """Training fields shared by stages that train. Defaults suit small models on a CPU."""
+
+    epochs: int = Field(30, ge=1, le=10_000, description="maximum epochs")
+    batch_size: int = Field(64, ge=1, le=65_536, description="samples per optimizer step")
+    optimizer: Optimizer = Field("adamw", description="sgd (with momentum), adam or adamw")
+    lr: float = Field(1e-3, gt=0, le=10, description="peak learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (Nesterov)")
+    weight_decay: float = Field(1e-4, ge=0, le=1, description="L2 weight decay")
+    l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights, added to the loss")
+    schedule: Schedule = Field("cosine", description="learning-rate schedule")
+    step_size: int = Field(10, ge=1, description="epochs between decays (schedule: step)")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor (step, plateau)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    patience: int | None = Field(
+        10, ge=1, description="stop after this many epochs in which neither val accuracy nor, at "
+        "equal accuracy, val loss improved; null = never"
+    )
+    augment_shift: int = Field(
+        0, ge=0, le=8, description="random translation of inputs by up to this many samples/pixels"
+    )
+    device: Device = Field("auto", description="auto = CUDA if present (under DDP, the GPU of "
+                           "the process's local rank)")
+    precision: Precision = Field(
+        "fp32", description="autocast dtype of the forward pass: bf16, or fp16 with a gradient "
+        "scaler (CUDA only); weights and checkpoints stay fp32")
+    num_workers: int | None = Field(
+        None, ge=0, le=64, description="DataLoader worker processes (pinned memory, non-blocking "
+        "copies); 0 = batches gathered in the training process; null = 0 on the CPU and for "
+        "training splits up to 1 GiB on a GPU (kept there whole), else up to 4")
+    distributed: DistributedOptions = Field(
+        default_factory=DistributedOptions, description="several processes training one model "
+        "with DDP; batch_size stays the global batch")
+    seed: int = Field(0, ge=0, description="seed for weights, batches and augmentation")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.schedule == "onecycle" and self.patience is not None and self.patience < 3:
+            raise ValueError("onecycle with patience < 3 stops before the warm-up ends")
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ValueError("precision fp16 needs CUDA; on the CPU use precision bf16 or fp32")
+        return self
+
+
+def train_options_of(cfg) -> TrainOptions | None:
+    """The training options of a stage config (itself, or a field holding them); None for a
+    stage that does not train. Stages that train run on every rank under DDP."""
+    if isinstance(cfg, TrainOptions):
+        return cfg
+    for name in type(cfg).model_fields:
+        value = getattr(cfg, name)
+        if isinstance(value, TrainOptions):
+            return value
+    return None
