@@ -1,4 +1,5 @@
-"""Model registry: a typed spec per family, discriminated by `arch`, and `build_model(spec, ...)`.
+"""Model registry: a typed spec per family, discriminated by `arch` (compress.models.specs, no
+torch), and `build_model(spec, ...)`, which imports the family it builds.
 
 A checkpoint stores the spec (with real channel counts) next to its state dict, so any
 checkpoint rebuilds from data alone, without pickled code.
@@ -6,26 +7,24 @@ checkpoint rebuilds from data alone, without pickled code.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, TypeAdapter
-
-from compress.models.mlp import MLP, MlpSpec
-from compress.models.resnet import ResNet, ResNetSpec
-from compress.models.rnn import RNN, RnnSpec
-from compress.models.transformer import Transformer, TransformerSpec
-
-AnySpec = MlpSpec | ResNetSpec | RnnSpec | TransformerSpec
-ModelSpec = Annotated[AnySpec, Field(discriminator="arch")]
-_SPEC = TypeAdapter(ModelSpec)
-
-
-def parse_model_spec(data: dict) -> AnySpec:
-    return _SPEC.validate_python(data)
+from compress.models.specs import (
+    AnySpec,
+    MlpSpec,
+    ModelSpec,
+    ResNetSpec,
+    RnnSpec,
+    TransformerSpec,
+    parse_model_spec,
+)
 
 
 def build_model(spec, input_shape: list[int], num_classes: int):
     """Build an untrained model for inputs shaped `input_shape` (no batch axis)."""
+    from compress.models.mlp import MLP
+    from compress.models.resnet import ResNet
+    from compress.models.rnn import RNN
+    from compress.models.transformer import Transformer
+
     if isinstance(spec, dict):
         spec = parse_model_spec(spec)
     families = {MlpSpec: MLP, ResNetSpec: ResNet, RnnSpec: RNN, TransformerSpec: Transformer}
@@ -36,5 +35,5 @@ def count_params(model) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-__all__ = ["ModelSpec", "MlpSpec", "ResNetSpec", "RnnSpec", "TransformerSpec", "build_model",
-           "count_params", "parse_model_spec"]
+__all__ = ["AnySpec", "ModelSpec", "MlpSpec", "ResNetSpec", "RnnSpec", "TransformerSpec",
+           "build_model", "count_params", "parse_model_spec"]

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
-
-class MlpSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    arch: Literal["mlp"] = "mlp"
-    hidden: list[PositiveInt] = Field(
-        default_factory=lambda: [256, 128], min_length=1, description="units per hidden layer"
-    )
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden layer")
-    batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear")
+from compress.models.specs import MlpSpec  # noqa: F401  (re-exported)
 
 
 class MLP(nn.Module):

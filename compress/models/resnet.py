@@ -7,49 +7,10 @@ dropout -> linear. The first block of every stage after the first halves the res
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
-
-class ResBlockSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mid: PositiveInt = Field(description="channels after the block's first conv")
-    out: PositiveInt = Field(description="channels the block outputs")
-    stride: Literal[1, 2] = 1
-    projection: bool | None = Field(
-        None, description="1x1 conv shortcut; null = only where stride or channels change "
-        "(set by pruning, which can make a projected block's channels equal)"
-    )
-
-
-class ResNetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    arch: Literal["resnet"] = "resnet"
-    width: PositiveInt = Field(32, description="channels of the first stage; doubled per stage")
-    stages: int = Field(3, ge=1, le=6, description="stages; each after the first halves resolution")
-    blocks_per_stage: int = Field(1, ge=1, le=8, description="residual blocks per stage")
-    kernel_size: int = Field(3, ge=1, le=15, description="conv kernel size (odd)")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout before the classifier")
-    stem: PositiveInt | None = Field(None, description="explicit stem channels (set by pruning)")
-    blocks: list[ResBlockSpec] | None = Field(
-        None, description="explicit per-block channels; overrides width/stages (set by pruning)"
-    )
-
-    def layout(self) -> tuple[int, list[ResBlockSpec]]:
-        """The real channel counts: (stem channels, blocks)."""
-        if self.blocks is not None:
-            return self.stem or self.blocks[0].out, list(self.blocks)
-        blocks = []
-        for s in range(self.stages):
-            c = self.width * 2**s
-            for b in range(self.blocks_per_stage):
-                blocks.append(ResBlockSpec(mid=c, out=c, stride=2 if s > 0 and b == 0 else 1))
-        return self.stem or self.width, blocks
+from compress.models.specs import ResBlockSpec, ResNetSpec  # noqa: F401  (re-exported)
 
 
 def _layers(dims: int):

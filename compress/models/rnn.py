@@ -8,28 +8,12 @@ hidden state (both directions' final states when bidirectional) or the mean over
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from compress.errors import ConfigError
-
-
-class RnnSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    arch: Literal["rnn"] = "rnn"
-    cell: Literal["gru", "lstm"] = Field("gru", description="recurrent cell")
-    layers: int = Field(1, ge=1, le=8, description="stacked recurrent layers")
-    hidden: int = Field(128, ge=1, le=8192, description="hidden units per direction")
-    bidirectional: bool = Field(False, description="also read the sequence backwards")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between layers and before the "
-                           "classifier")
-    readout: Literal["last", "mean"] = Field(
-        "last", description="last: final hidden state(s); mean: average output over the steps"
-    )
+from compress.models.specs import RnnSpec  # noqa: F401  (re-exported)
 
 
 def as_sequence(x: torch.Tensor) -> torch.Tensor:

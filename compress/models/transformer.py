@@ -14,67 +14,12 @@ heads and feed-forward sizes of every layer after pruning.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
 from torch import nn
 
 from compress.errors import ConfigError
-
-
-class EncoderLayerSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    heads: PositiveInt = Field(description="attention heads of this layer")
-    ff: PositiveInt = Field(description="feed-forward hidden units of this layer")
-
-
-class TransformerSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    arch: Literal["transformer"] = "transformer"
-    layers: int = Field(2, ge=1, le=24, description="encoder layers")
-    width: PositiveInt = Field(64, description="token width (model dimension)")
-    heads: PositiveInt = Field(4, description="attention heads; must divide width")
-    ff: PositiveInt = Field(128, description="feed-forward hidden units")
-    patch: PositiveInt = Field(1, description="sequence steps per token (embedding stride)")
-    kernel: PositiveInt | None = Field(
-        None, description="embedding conv kernel; null = patch (non-overlapping, ViT-style)"
-    )
-    positions: Literal["learned", "sinusoidal"] = Field("learned", description="position code")
-    pooling: Literal["cls", "mean"] = Field("mean", description="cls token or mean over tokens")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout in attention output and ff")
-    blocks: list[EncoderLayerSpec] | None = Field(
-        None, description="explicit per-layer heads/ff; overrides layers/heads/ff (set by pruning)"
-    )
-
-    @field_validator("heads")
-    @classmethod
-    def _heads_divide_width(cls, heads: int, info: ValidationInfo):
-        width = info.data.get("width")
-        if width and width % heads:
-            raise ValueError(f"heads ({heads}) must divide width ({width}); e.g. heads "
-                             f"{math.gcd(width, heads)}, or a width that is a multiple of {heads}")
-        return heads
-
-    @field_validator("kernel")
-    @classmethod
-    def _kernel_covers_patch(cls, kernel: int | None, info: ValidationInfo):
-        patch = info.data.get("patch")
-        if kernel is not None and patch and kernel < patch:
-            raise ValueError(f"kernel ({kernel}) must be >= patch ({patch}), or the embedding "
-                             "skips steps; null = patch")
-        return kernel
-
-    @property
-    def head_dim(self) -> int:
-        return self.width // self.heads
-
-    def layout(self) -> list[EncoderLayerSpec]:
-        if self.blocks is not None:
-            return list(self.blocks)
-        return [EncoderLayerSpec(heads=self.heads, ff=self.ff) for _ in range(self.layers)]
+from compress.models.specs import EncoderLayerSpec, TransformerSpec  # noqa: F401  (re-exported)
 
 
 class Attention(nn.Module):
