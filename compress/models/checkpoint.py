@@ -39,4 +39,7 @@ def checkpoint_payload(model, spec, data, data_cfg, cfg, metrics) -> dict:
     }
 
 
+# Metrics that differ between two runs of the same config: kept out of checkpoints, so that
+# retraining with the same seed gives the same bytes (and later stages stay cached). They are
+# in metrics.json and the manifest, where the energy estimate of the measurement code reads them.
 VOLATILE_METRICS = ("train_wall_time_s", "train_cpu_time_s")

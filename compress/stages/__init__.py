@@ -1,11 +1,23 @@
 """Stages, one module each. Importing this package registers them all in `STAGES`."""
+# ruff: noqa: I001  (array stages first, then the text stages, which need the transformers extra)
 
-import compress.stages.embed_bench  # noqa: F401  (text pipelines: compress.text)
-import compress.stages.embed_distill  # noqa: F401
-import compress.stages.embed_export  # noqa: F401
-import compress.stages.embed_quantize  # noqa: F401
-import compress.stages.pretrained  # noqa: F401
-from compress.stages import bench, convert, distill, export, prune, qat, quantize, train  # noqa: F401  (registration side effect)
+from compress.stages import (  # noqa: F401  (registration side effect)
+    bench,
+    convert,
+    distill,
+    export,
+    prune,
+    qat,
+    quantize,
+    train,
+)
+from compress.stages import (  # noqa: F401  (text pipelines: compress.text)
+    embed_bench,
+    embed_distill,
+    embed_export,
+    embed_quantize,
+    pretrained,
+)
 from compress.stages.base import (
     STAGES,
     Artifact,

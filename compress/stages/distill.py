@@ -10,24 +10,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field
 
 from compress import artifacts
-from compress.models import ModelSpec, ResNetSpec, build_model, count_params
-from compress.models.checkpoint import checkpoint_payload
+from compress.models import ModelSpec, ResNetSpec
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.trainer.distillation import Distiller, DistillOptions, HintConfig, load_model
-from compress.trainer.training import FIT_METRICS as TRAIN_METRICS
-from compress.trainer.training import (
-    TrainOptions,
-    accuracy_pct,
-    fit,
-    fit_metrics,
-    predict_logits,
-    resolve_device,
-    seed_everything,
-)
+from compress.trainer.options import FIT_METRICS as TRAIN_METRICS
+from compress.trainer.options import DistillOptions, HintConfig, TrainOptions
 
 
 class DistillConfig(StageConfig, TrainOptions, DistillOptions):
@@ -56,6 +45,20 @@ def metric_names(cfg: DistillConfig) -> tuple[str, ...]:
 
 @register_stage(DistillConfig, produces="checkpoint", metrics=metric_names)
 def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
+    import torch
+
+    from compress.models import build_model, count_params
+    from compress.models.checkpoint import checkpoint_payload
+    from compress.trainer.distillation import Distiller, load_model
+    from compress.trainer.training import (
+        accuracy_pct,
+        fit,
+        fit_metrics,
+        predict_logits,
+        resolve_device,
+        seed_everything,
+    )
+
     data = ctx.dataset()
     teacher_art = ctx.inputs[cfg.teacher]
     teacher, _ = load_model(teacher_art.path, data.input_shape, role="teacher checkpoint")

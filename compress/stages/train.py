@@ -11,11 +11,10 @@ from typing import Literal
 from pydantic import Field
 
 from compress import artifacts
-from compress.models import ModelSpec, ResNetSpec, build_model
-from compress.models.checkpoint import checkpoint_payload
+from compress.models import ModelSpec, ResNetSpec
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.trainer.training import FIT_METRICS as METRICS
-from compress.trainer.training import TrainOptions, fit, fit_metrics, seed_everything
+from compress.trainer.options import FIT_METRICS as METRICS
+from compress.trainer.options import TrainOptions
 
 
 class TrainConfig(StageConfig, TrainOptions):
@@ -23,13 +22,12 @@ class TrainConfig(StageConfig, TrainOptions):
     model: ModelSpec = Field(default_factory=ResNetSpec, description="architecture to train")
 
 
-# Metrics that differ between two runs of the same config: kept out of checkpoints, so that
-# retraining with the same seed gives the same bytes (and later stages stay cached). They are
-# in metrics.json and the manifest, where the energy estimate of the measurement code reads them.
-
-
 @register_stage(TrainConfig, produces="checkpoint", metrics=lambda cfg: METRICS)
 def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
+    from compress.models import build_model
+    from compress.models.checkpoint import checkpoint_payload
+    from compress.trainer.training import fit, fit_metrics, seed_everything
+
     data = ctx.dataset()
     # Seed before building: the initial weights must not depend on what ran earlier.
     seed_everything(cfg.seed)

@@ -13,30 +13,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from compress import artifacts
 from compress.errors import ArtifactError, ConfigError
-
-
-class DistillOptions(BaseModel):
-    """Loss fields of every stage that learns from a teacher."""
-
-    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
-    alpha: float = Field(
-        0.9, ge=0, le=1, description="weight of the soft (teacher) term; 1 - alpha goes to CE"
-    )
-
-
-class HintConfig(BaseModel):
-    """Feature distillation on one pair of layers (module paths as in `model.named_modules()`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    student_layer: str = Field(description="student module whose output is matched, e.g. blocks.1")
-    teacher_layer: str = Field(description="teacher module it is matched to, e.g. blocks.2")
-    weight: float = Field(1.0, gt=0, le=1000, description="weight of the hint MSE in the loss")
+from compress.trainer.options import DistillOptions, HintConfig  # noqa: F401  (re-exported)
 
 
 def distillation_loss(

@@ -24,7 +24,13 @@ from compress.models import count_params
 from compress.trainer import distributed
 from compress.trainer.batches import TrainBatches, epoch_plan, loader_workers
 from compress.trainer.devices import MixedPrecision, resolve_device
-from compress.trainer.options import Optimizer, Schedule, TrainOptions, train_options_of  # noqa: F401  (re-exported)
+from compress.trainer.options import (  # noqa: F401  (re-exported)
+    FIT_METRICS,
+    Optimizer,
+    Schedule,
+    TrainOptions,
+    train_options_of,
+)
 
 
 @dataclass
@@ -219,10 +225,6 @@ def fit(
         world_size=world,
     )
 
-
-FIT_METRICS = ("test_accuracy_pct", "val_accuracy_pct", "best_epoch", "epochs_run", "stopped_early",
-           "params", "train_wall_time_s", "train_cpu_time_s", "device", "precision",
-           "world_size", "train_samples", "test_samples")
 
 
 def fit_metrics(model, data, result) -> dict:
