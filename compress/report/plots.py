@@ -118,7 +118,7 @@ def plot_accuracy_latency(bench: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def _place_labels(fig, ax, labelled: list[tuple[str, tuple[float, float]]]) -> None:
+def _place_labels(fig, ax, labelled: list[tuple[str, tuple[float, float]]]) -> list:
     """One label per point, none over another: each starts up and to the right of its point
     and, where it would cover a label already placed, moves down or up (alternately, further
     each time) until it is clear, with a thin line back to its point. Models with the same
@@ -145,6 +145,7 @@ def _place_labels(fig, ax, labelled: list[tuple[str, tuple[float, float]]]) -> N
             if not any(box.overlaps(other) for other in placed):
                 break
         placed.append(_text_box(ann, renderer))
+    return placed  # the labels' extents, in pixels
 
 
 def _text_box(ann, renderer):
