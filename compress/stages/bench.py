@@ -53,7 +53,7 @@ class BenchConfig(StageConfig):
     min_time_s: float = Field(2.0, ge=0, description="measured seconds per model, at least")
     max_time_s: float = Field(60.0, gt=0, description="wall-time cap per setting")
     cold_runs: int = Field(
-        30, ge=0, le=10_000, description="timed calls per model and setting with the CPU caches "
+        20, ge=0, le=10_000, description="timed calls per model and setting with the CPU caches "
         "evicted before each (cold cache, interleaved with the warm runs); 0 = warm only")
     peers: PeersConfig | None = Field(
         None, description="peer baselines from the teacher: {checkpoint: ID, onnx: ID}")

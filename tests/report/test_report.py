@@ -75,7 +75,7 @@ def test_report_command_prints_the_summary_and_the_path(tiny_run):
     root, _ = tiny_run
     res = run_cli("report", str(root), "--summary")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("| model | test acc |")
+    assert res.stdout.startswith("| model | test acc [95 % CI] |")
     assert f"report: {root / 'report.md'}" in res.stdout and "## Stages" not in res.stdout
 
 
