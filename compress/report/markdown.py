@@ -34,6 +34,8 @@ def fmt_ci(lo: float | None, hi: float | None) -> str:
         return ""
     if hi < 1:
         return f" [{lo * 1000:.0f}-{hi * 1000:.0f}]"
+    if lo < 1:  # the bounds in different units: say each
+        return f" [{fmt_ms(lo)} - {fmt_ms(hi)}]"
     return f" [{lo:.2f}-{hi:.2f}]"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from compress.report import write_report
-from compress.report.markdown import fmt_energy, summary_table
+from compress.report.markdown import fmt_ci, fmt_energy, summary_table
 from compress.report.summary import pareto_front, summary_rows
 from tests.conftest import run_cli
 
@@ -113,3 +113,4 @@ def test_summary_shows_cold_latency_intervals_and_the_paired_test():
     assert rows["b"]["cold_speedup_small_x"] == 2.0 and rows["b"]["speedup_small_x"] == 4.0
     assert "p50 cold cache, batch 1, 1 thr" in table and "speed-up cold cache" in table
     assert "| `b` * | 98.50 % [97.5-99.0] |" in table and "+0.50 pts (p 0.62) |" in table
+    assert fmt_ci(0.44, 8.6) == " [440 us - 8.60 ms]"  # bounds either side of 1 ms: both units
