@@ -11,7 +11,7 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -45,6 +45,11 @@ class MetricGate(BaseModel):
         return self
 
 
+Cache = Literal["warm", "cold"]
+CACHE_HELP = ("latency read: warm (the model runs steadily) or cold (the bench evicted the CPU "
+              "caches before each call, as between other work; needs the bench's cold_runs)")
+
+
 class SpeedupGate(BaseModel):
     """`model` must be at least `min` times faster (p50) than `than` in the gates' bench."""
 
@@ -55,6 +60,7 @@ class SpeedupGate(BaseModel):
     batch_size: int = Field(1, ge=1)
     threads: int = Field(1, ge=0)
     min: float = Field(1.0, gt=0, description="required p50 speed-up (1.0 = not slower)")
+    cache: Cache = Field("warm", description=CACHE_HELP)
 
 
 class GatesConfig(BaseModel):
@@ -71,6 +77,7 @@ class GatesConfig(BaseModel):
     candidate: str | None = Field(None, description="model id in the bench; default: the last")
     batch_size: int = Field(1, ge=1, description="latency setting the speed-up is read at")
     threads: int = Field(1, ge=0, description="latency setting the speed-up is read at")
+    cache: Cache = Field("warm", description=CACHE_HELP)
     min_accuracy_pct: float | None = Field(None, ge=0, le=100)
     max_accuracy_drop_pts: float | None = Field(None, ge=0, le=100)
     min_latency_speedup: float | None = Field(None, gt=0)
@@ -289,6 +296,12 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                 raise ConfigError(f"{source}: gates: bench '{bench.id}' does not measure batch "
                                   f"{g.batch_size} with {g.threads} thread(s); add them to its "
                                   "batch_sizes/threads or change the gate's")
+            for where, cache in [("gates, field 'cache'", g.cache if compares else "warm")] + [
+                    (f"gates, speedups[{i}], field 'cache'", sg.cache)
+                    for i, sg in enumerate(g.speedups)]:
+                if cache == "cold" and not bench.cold_runs:
+                    raise ConfigError(f"{source}: {where}: cold, but bench '{bench.id}' has "
+                                      "cold_runs: 0; give it cold_runs (e.g. 30) or read warm")
             for i, sg in enumerate(g.speedups):
                 for fld in ("model", "than"):
                     if getattr(sg, fld) not in bench.models:
@@ -324,6 +337,43 @@ def _resolve_paths(raw: dict, base_dir: Path | None) -> dict:
     return raw
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _key_column(line: str) -> int:
+    """0-based column of a line's first key: after any '- ' list markers."""
+    i = _indent(line)
+    while line[i:].startswith("- "):
+        i += 2 + _indent(line[i + 2:])
+    return i
+
+
+def yaml_hint(text: str, e: yaml.MarkedYAMLError) -> str | None:
+    """Plain words for PyYAML's usual messages about indentation ('expected <block end>, but
+    found ...', 'mapping values are not allowed here'): the line and the line above it."""
+    mark = e.problem_mark
+    lines = text.splitlines()
+    if mark is None or mark.line >= len(lines):
+        return None
+    line = lines[mark.line]
+    if "\t" in line[: _indent(line) + 1]:
+        return f"line {mark.line + 1} is indented with a tab; YAML indents with spaces only"
+    above = next((ln for ln in reversed(lines[: mark.line])
+                  if ln.strip() and not ln.lstrip().startswith("#")), None)
+    problem = e.problem or ""
+    nested = problem.startswith("mapping values are not allowed")
+    if nested and (above is None or _indent(line) <= _indent(above)):
+        return ("a value holds ': '; put it in quotes" if line.count(": ") > 1 else None)
+    if not (nested or problem.startswith("expected <block end>")):
+        return None
+    where = f" (`{above.strip()}`, key at column {_key_column(above) + 1})" if above else ""
+    return (f"line {mark.line + 1} is `{line.strip()}`, key at column {_key_column(line) + 1}: "
+            f"check the indentation of this key against the one above{where}; keys of one "
+            "mapping start in the same column, a nested one further right under a key that "
+            "ends with ':'")
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline YAML file; raises ConfigError with a one-line message."""
     path = Path(path)
@@ -338,7 +388,9 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         pos = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ConfigError(f"{path}: malformed YAML at {pos}: {e.problem}") from e
+        hint = yaml_hint(text, e)
+        raise ConfigError(f"{path}: malformed YAML at {pos}: {e.problem}"
+                          + (f"; {hint}" if hint else "")) from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: malformed YAML: {e}") from e
     return parse_pipeline(raw, str(path), path.parent)

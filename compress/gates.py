@@ -31,16 +31,38 @@ def _metric(metrics: dict, stage_id: str, name: str):
     return metrics[name]
 
 
+def _p50_key(cache: str) -> tuple[str, str]:
+    """(metric name of the p50 a gate reads, words added to the gate's name)."""
+    return ("cold_p50_ms", ", cold cache") if cache == "cold" else ("p50_ms", "")
+
+
+def _drop_significance(bench_json: Path, base: str, cand: str) -> str | None:
+    """Whether the accuracy drop is more than noise: McNemar's exact test from the bench (the
+    gate itself still reads the drop alone). None for a bench that recorded no tests."""
+    from compress.artifacts import read_json
+    from compress.errors import CompressError
+    from compress.measure.accuracy import describe_paired, find_paired
+
+    try:
+        tests = read_json(bench_json).get("accuracy_tests") or []
+    except CompressError:
+        return None
+    test = find_paired(tests, base, cand)
+    return describe_paired(test) if test else None
+
+
 def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
     """Every gate as {gate, wanted, measured, passed}; raises ConfigError for unknown metrics."""
     g = cfg.gates
     results: list[dict] = []
 
-    def add(gate: str, op: str, wanted: float, measured: float, unit: str = "") -> None:
+    def add(gate: str, op: str, wanted: float, measured: float, unit: str = "",
+            note: str | None = None) -> None:
         passed = measured >= wanted if op == ">=" else measured <= wanted
         results.append({
             "gate": gate, "wanted": f"{op} {wanted:g}{unit}",
             "measured": f"{measured:.4g}{unit}", "measured_value": measured, "passed": passed,
+            **({"note": note} if note else {}),
         })
 
     compares = [g.min_accuracy_pct, g.max_accuracy_drop_pts, g.min_latency_speedup,
@@ -48,6 +70,7 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
     if any(v is not None for v in compares):
         bench_id, base, cand, m = _bench_models(cfg, manifest)
         setting = f"b{g.batch_size}_t{g.threads}"
+        p50, cache = _p50_key(g.cache)
 
         def get(model: str, name: str):
             return _metric(m, bench_id, f"{model}.{name}")
@@ -56,25 +79,27 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
             add(f"{cand} accuracy", ">=", g.min_accuracy_pct, get(cand, "accuracy_pct"), " %")
         if g.max_accuracy_drop_pts is not None:
             drop = get(base, "accuracy_pct") - get(cand, "accuracy_pct")
-            add(f"accuracy drop {base} -> {cand}", "<=", g.max_accuracy_drop_pts, drop, " pts")
+            add(f"accuracy drop {base} -> {cand}", "<=", g.max_accuracy_drop_pts, drop, " pts",
+                note=_drop_significance(root / bench_id / "bench.json", base, cand))
         if g.min_latency_speedup is not None:
-            speed = get(base, f"{setting}.p50_ms") / get(cand, f"{setting}.p50_ms")
-            add(f"p50 speed-up {cand} vs {base} ({setting})", ">=", g.min_latency_speedup,
+            speed = get(base, f"{setting}.{p50}") / get(cand, f"{setting}.{p50}")
+            add(f"p50 speed-up {cand} vs {base} ({setting}{cache})", ">=", g.min_latency_speedup,
                 speed, "x")
         if g.min_size_reduction is not None:
             ratio = get(base, "size_bytes") / get(cand, "size_bytes")
             add(f"size reduction {cand} vs {base}", ">=", g.min_size_reduction, ratio, "x")
         if g.max_latency_p50_ms is not None:
-            add(f"{cand} p50 latency ({setting})", "<=", g.max_latency_p50_ms,
-                get(cand, f"{setting}.p50_ms"), " ms")
+            add(f"{cand} p50 latency ({setting}{cache})", "<=", g.max_latency_p50_ms,
+                get(cand, f"{setting}.{p50}"), " ms")
     if g.speedups:
         bench_id, _, _, m = _bench_models(cfg, manifest)
         for sg in g.speedups:
             setting = f"b{sg.batch_size}_t{sg.threads}"
-            fast = _metric(m, bench_id, f"{sg.model}.{setting}.p50_ms")
-            slow = _metric(m, bench_id, f"{sg.than}.{setting}.p50_ms")
-            add(f"p50 speed-up {sg.model} vs {sg.than} ({setting})", ">=", sg.min, slow / fast,
-                "x")
+            p50, cache = _p50_key(sg.cache)
+            fast = _metric(m, bench_id, f"{sg.model}.{setting}.{p50}")
+            slow = _metric(m, bench_id, f"{sg.than}.{setting}.{p50}")
+            add(f"p50 speed-up {sg.model} vs {sg.than} ({setting}{cache})", ">=", sg.min,
+                slow / fast, "x")
     for mg in g.metrics:
         sid, name = mg.metric.split(".", 1)
         value = _metric(manifest["stages"][sid]["metrics"], sid, name)

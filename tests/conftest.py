@@ -22,7 +22,7 @@ TINY_PIPELINE = {
         {"id": "teacher_onnx", "stage": "export", "input": "teacher"},
         {"id": "bench", "stage": "bench", "models": ["teacher_onnx"], "batch_sizes": [1, 8],
          "warmup_runs": 2, "min_runs": 5, "min_time_s": 0.0, "energy_time_s": 0.1,
-         "memory": False},
+         "memory": False, "cold_runs": 3},
     ],
 }
 
@@ -109,7 +109,8 @@ COMPRESS_PIPELINE = {
          "calibration": {"samples": 128}, "select_time_s": 0.05},
         {"id": "student_int8_ort", "stage": "convert", "input": "student_int8"},
         {"id": "bench", "stage": "bench", "models": ["student_fp32", "student_int8"],
-         "batch_sizes": [1, 8], "warmup_runs": 2, "min_runs": 5, "min_time_s": 0.0},
+         "batch_sizes": [1, 8], "warmup_runs": 2, "min_runs": 5, "min_time_s": 0.0,
+         "cold_runs": 3},
     ],
 }
 

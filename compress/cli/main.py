@@ -78,11 +78,12 @@ class CompressGroup(click.Group):
 
 
 def gate_table(results: list[dict]) -> str:
-    rows = [("gate", "wanted", "measured", "result")]
-    rows += [(g["gate"], g["wanted"], g["measured"], "pass" if g["passed"] else "FAIL")
-             for g in results]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    rows = [("gate", "wanted", "measured", "result", "note")]
+    rows += [(g["gate"], g["wanted"], g["measured"], "pass" if g["passed"] else "FAIL",
+              g.get("note", "")) for g in results]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
 
 
 @click.group(cls=CompressGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,7 +111,7 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **en
 
     cfg = ci.cfg = load_pipeline(pipeline)
     ci.root = Path(out_root) / cfg.name
-    given = {k: v for k, v in energy.items() if v is not None}
+    given = {k: v for k, v in energy.items() if v is not None}  # `null` (NULL) is kept
     if given:
         merged = {**cfg.energy.model_dump(exclude_unset=True), **given}
         cfg = cfg.model_copy(update={"energy": build_config(EnergyConfig, "compress run",
@@ -139,12 +140,16 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **en
 @cli.command()
 @click.argument("pipeline", type=click.Path(path_type=Path))
 def validate(pipeline: Path) -> None:
-    """Check a pipeline file without running it."""
+    """Check a pipeline file without running it: its fields and stages, and its data (the file
+    opened, every array and shape checked, as `run` does before the first stage)."""
     from compress.config import load_pipeline
+    from compress.data import describe_data, load_dataset
 
     cfg = load_pipeline(pipeline)
+    data = load_dataset(cfg.data)
     ids = ", ".join(f"{s.id} ({s.stage})" for s in cfg.stages)
-    click.echo(f"{pipeline}: ok: pipeline '{cfg.name}', {len(cfg.stages)} stages: {ids}")
+    click.echo(f"{pipeline}: ok: pipeline '{cfg.name}', {len(cfg.stages)} stages: {ids}; "
+               f"data: {describe_data(data)}")
 
 
 @cli.command()

@@ -22,6 +22,37 @@ def _unwrap_optional(tp):
     return tp, False
 
 
+class _Null:
+    """An option given as `null` (or `none`, `~`): unlike an option not given (None, so the
+    default applies), it sets the field to None, as `field: null` does in YAML."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+NULL = _Null()
+# The plain scalars YAML reads as null (YAML 1.1, as PyYAML's safe_load), and Python's spelling.
+NULL_WORDS = frozenset({"null", "Null", "NULL", "~", "none", "None"})
+
+
+def given_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave, with `null` as None: what `model_validate` should see."""
+    return {k: None if v is NULL else v for k, v in values.items() if v is not None and v != ()}
+
+
+class Nullable(click.ParamType):
+    """Wraps an option's type for a field that accepts None: `null` gives NULL."""
+
+    def __init__(self, inner: click.ParamType):
+        self.inner = inner
+        self.name = f"{inner.name}|null"
+
+    def convert(self, value, param, ctx):
+        if value is NULL or (isinstance(value, str) and value.strip() in NULL_WORDS):
+            return NULL
+        return self.inner.convert(value, param, ctx)
+
+
 class YamlValue(click.ParamType):
     """A structured value typed inline as YAML, e.g. --model '{arch: resnet, width: 16}'."""
 
@@ -31,12 +62,13 @@ class YamlValue(click.ParamType):
         if not isinstance(value, str):
             return value
         try:
-            return yaml.safe_load(value)
+            loaded = yaml.safe_load(value)
         except yaml.MarkedYAMLError as e:
             at = f" at column {e.problem_mark.column + 1}" if e.problem_mark else ""
             self.fail(f"not valid inline YAML{at}: {e.problem} (got {value!r})", param, ctx)
         except yaml.YAMLError as e:
             self.fail(f"not valid inline YAML ({type(e).__name__}; got {value!r})", param, ctx)
+        return NULL if loaded is None else loaded
 
 
 def config_options(cls: type[BaseModel], skip: set[str]):
@@ -75,8 +107,8 @@ def config_options(cls: type[BaseModel], skip: set[str]):
                 kwargs["default"] = ()
             else:
                 kwargs["type"] = YamlValue()
-            if optional and tp in (int, float):
-                kwargs["type"] = YamlValue()  # so that `none`/`null` can be given
+            if optional:  # `--patience null` means what `patience: null` means in YAML
+                kwargs["type"] = Nullable(click.types.convert_type(kwargs.get("type")))
             fn = click.option(flag, name, **kwargs)(fn)
         return fn
 
@@ -85,7 +117,7 @@ def config_options(cls: type[BaseModel], skip: set[str]):
 
 def build_config(cls: type[BaseModel], command: str, values: dict[str, Any]):
     """Validate CLI values into `cls`; errors name the option, like YAML errors name the field."""
-    given = {k: v for k, v in values.items() if v is not None and v != ()}
+    given = given_options(values)
     try:
         return cls.model_validate(given)
     except ValidationError as e:

@@ -100,6 +100,16 @@ def _normalise(name: str, raw: RawSplits) -> Dataset:
     )
 
 
+def describe_data(data: Dataset | TextCorpus) -> str:
+    """'digits, 1149 train / 128 val / 360 test samples of shape [1, 8, 8], 10 classes'."""
+    if isinstance(data, TextCorpus):
+        return (f"{data.name}, {len(data.train)} train / {len(data.val)} val / "
+                f"{len(data.test)} test sentences")
+    return (f"{data.name}, {len(data.x_train)} train / {len(data.x_val)} val / "
+            f"{len(data.x_test)} test samples of shape {data.input_shape}, "
+            f"{data.num_classes} classes")
+
+
 def raw_test_split(cfg) -> tuple[np.ndarray, np.ndarray]:
     """The held-out test split before normalisation (x in model layout, y): what a consumer
     of an exported model feeds it, raw, and checks its predictions against."""
@@ -119,4 +129,4 @@ def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.nda
 
 __all__ = ["TEXT_SOURCES", "DataConfig", "Dataset", "DigitsData", "Mnist1dData", "NpzData",
            "PydocData",
-           "TextCorpus", "load_dataset"]
+           "TextCorpus", "describe_data", "load_dataset"]

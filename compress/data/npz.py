@@ -46,9 +46,11 @@ def load_npz_raw(cfg: NpzData) -> RawSplits:
     for split in splits:
         _check_pair(path, split, arrays[f"x_{split}"], arrays[f"y_{split}"])
 
-    shapes = {arrays[f"x_{s}"].shape[1:] for s in splits}
-    if len(shapes) > 1:
-        raise DataError(f"{path}: x arrays disagree on the sample shape: {sorted(shapes)}")
+    odd = next((s for s in splits[1:] if arrays[f"x_{s}"].shape[1:] != arrays["x_train"].shape[1:]),
+               None)
+    if odd is not None:
+        raise DataError(f"{path}: {_sample_shapes(odd, arrays)}; every x array needs the "
+                        "samples of x_train")
     train_max = int(arrays["y_train"].max())
     seen = len(np.unique(arrays["y_train"]))
     if seen < train_max + 1:
@@ -85,6 +87,15 @@ def load_npz_raw(cfg: NpzData) -> RawSplits:
     return RawSplits(
         x_train, y_train, x_val, y_val, x["test"], y["test"], num_classes, class_labels=labels
     )
+
+
+def _sample_shapes(split: str, arrays: dict) -> str:
+    """'x_test has 12 features, x_train 13' (tables) or 'x_val has samples of shape (1, 40),
+    x_train (1, 41)': the two arrays named, each with its own shape."""
+    odd, ref = arrays[f"x_{split}"].shape[1:], arrays["x_train"].shape[1:]
+    if len(odd) == len(ref) == 1:
+        return f"x_{split} has {odd[0]} features, x_train {ref[0]}"
+    return f"x_{split} has samples of shape {tuple(odd)}, x_train {tuple(ref)}"
 
 
 def _check_pair(path: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:

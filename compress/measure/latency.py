@@ -2,6 +2,10 @@
 hit all alike) until each has both enough runs and enough measured time; p50/p90/p99 with a
 bootstrap confidence interval for p50.
 
+Warm: the model runs steadily, its weights stay in the caches. Cold: before each timed call a
+buffer larger than the caches is touched (`CacheEvictor`), as when an app runs the model between
+other work; cold rounds are interleaved with the warm chunks, one call per candidate each.
+
 A candidate is any zero-argument callable, so an ORT session and a PyTorch module (see
 `compress.peers`) are timed in the same loop.
 """
@@ -33,9 +37,51 @@ class LatencyStats:
     p50_ci_high_ms: float
     ci_level: float = CI_LEVEL
     ci_resamples: int = CI_RESAMPLES
+    cold: LatencyStats | None = None  # the same figures with the caches evicted before each call
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["cold"] is None:
+            del out["cold"]
+        return out
+
+
+# The evictor touches this times this core's L2 + L3: more than the last-level cache. Caches do
+# not evict in strict LRU order (adaptive insertion protects lines that are reused, as a
+# model's weights are), so the measured cold p50 against the size touched was checked for a
+# plateau: on a 105 MiB-L3 Xeon it is flat from 0.25x (docs/measuring.md). More costs time:
+# each eviction reads the whole buffer.
+EVICT_FACTOR = 1.0
+
+
+def evict_size(size_bytes: int | None = None) -> tuple[dict, int]:
+    """(this core's cache sizes, bytes the evictor touches: `size_bytes` or the default)."""
+    from compress.measure.system import cache_sizes
+
+    caches = cache_sizes()
+    if size_bytes is None:
+        size_bytes = int(EVICT_FACTOR * (caches["l2_bytes"] + caches["l3_bytes"]))
+    return caches, max(size_bytes, 1 << 20)
+
+
+class CacheEvictor:
+    """Calling it reads one byte of every cache line of a buffer `EVICT_FACTOR` times the size
+    of this core's L2 + L3 (`measure.system.cache_sizes`), so the next call of a model finds
+    none of its weights or activations in the data caches.
+
+    Only the calling core's private caches and the shared last level are evicted: with several
+    intra-op threads the other cores' private L2 may keep a part.
+    """
+
+    def __init__(self, size_bytes: int | None = None):
+        self.caches, self.size_bytes = evict_size(size_bytes)
+        # np.ones, not np.empty: untouched pages all map to one shared zero page, and reading
+        # them would evict nothing.
+        self._buf = np.ones(self.size_bytes, dtype=np.uint8)
+        self._lines = self._buf[::64]
+
+    def __call__(self) -> int:
+        return int(self._lines.sum(dtype=np.uint64))
 
 
 def bootstrap_median_ci(
@@ -88,36 +134,64 @@ def measure_callables(
     min_time_s: float = 2.0,
     max_time_s: float = 60.0,
     chunk: int = 10,
+    cold_runs: int = 0,
+    evict: Callable[[], object] | None = None,
 ) -> dict[str, LatencyStats]:
     """Time each zero-argument callable, round-robin in chunks of `chunk` runs.
 
     A candidate is done once it has `min_runs` runs and `min_time_s` of measured time; all stop
-    at `max_time_s` of wall time so a very slow model cannot hold the run hostage.
+    at `max_time_s` of wall time so a very slow model cannot hold the run hostage. With
+    `cold_runs`, each warm round is followed by a cold round (`evict()`, then one timed call,
+    per candidate) until every candidate has `cold_runs` cold calls; their figures are in
+    `.cold` of each result.
     """
     names = list(candidates)
+    if cold_runs and evict is None:
+        evict = CacheEvictor()
     for name in names:
         for _ in range(warmup_runs):
             candidates[name]()
     times: dict[str, list[int]] = {n: [] for n in names}
+    cold: dict[str, list[int]] = {n: [] for n in names}
     spent = dict.fromkeys(names, 0)
     start = time.perf_counter()
-    rnd = 0
+    rnd, evicted = 0, False
     while True:
         pending = [n for n in names if len(times[n]) < min_runs or spent[n] < min_time_s * 1e9]
-        if not pending or time.perf_counter() - start > max_time_s:
+        cold_pending = [n for n in names if len(cold[n]) < cold_runs]
+        if not (pending or cold_pending) or time.perf_counter() - start > max_time_s:
             break
         # Rotate the order every round so no candidate always runs right after another.
-        order = pending[rnd % len(pending):] + pending[: rnd % len(pending)]
-        for name in order:
+        for name in _rotated(pending, rnd):
             run, bucket = candidates[name], times[name]
+            if evicted:
+                run()  # untimed: the cold round left this model's caches empty
             for _ in range(chunk):
                 t0 = time.perf_counter_ns()
                 run()
                 dt = time.perf_counter_ns() - t0
                 bucket.append(dt)
                 spent[name] += dt
+        for name in _rotated(cold_pending, rnd):
+            run = candidates[name]
+            evict()
+            t0 = time.perf_counter_ns()
+            run()
+            cold[name].append(time.perf_counter_ns() - t0)
+        evicted = bool(cold_pending)
         rnd += 1
-    return {n: summarize(times[n]) for n in names}
+    out = {n: summarize(times[n]) for n in names}
+    for n in names:
+        if cold[n]:
+            out[n].cold = summarize(cold[n])
+    return out
+
+
+def _rotated(names: list[str], k: int) -> list[str]:
+    if not names:
+        return names
+    k %= len(names)
+    return names[k:] + names[:k]
 
 
 def measure_interleaved(

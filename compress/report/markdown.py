@@ -34,6 +34,8 @@ def fmt_ci(lo: float | None, hi: float | None) -> str:
         return ""
     if hi < 1:
         return f" [{lo * 1000:.0f}-{hi * 1000:.0f}]"
+    if lo < 1:  # the bounds in different units: say each
+        return f" [{fmt_ms(lo)} - {fmt_ms(hi)}]"
     return f" [{lo:.2f}-{hi:.2f}]"
 
 
@@ -48,6 +50,19 @@ def fmt_joules(j: float) -> str:
     if j >= 3600:
         return f"{j / 3600:.3g} Wh"
     return f"{j / 1000:.3g} kJ" if j >= 1000 else f"{j:.3g} J"
+
+
+def fmt_accuracy(acc: float, ci: list[float] | None = None) -> str:
+    """'97.22 % [95.0-98.5]': the accuracy and its 95 % Wilson interval, where recorded."""
+    return f"{acc:.2f} %" + (f" [{ci[0]:.1f}-{ci[1]:.1f}]" if ci else "")
+
+
+def fmt_drop(drop: float, test: dict | None) -> str:
+    """'+0.28 pts (p 1.0)': the drop and McNemar's exact p-value against the baseline."""
+    if test is None:
+        return f"{drop:+.2f} pts"
+    mark = ", significant" if test["significant"] else ""
+    return f"{drop:+.2f} pts (p {test['p_value']:.2g}{mark})"
 
 
 def _setting_name(s: str) -> str:
@@ -67,22 +82,31 @@ def summary_table(bench: dict) -> str:
     ratios to the baseline; Pareto-optimal models marked with *."""
     rows = summary_rows(bench)
     small, large = headline_settings(bench)
-    head = ["model", "test acc", "size", "params", f"p50 {_setting_name(small)} [95 % CI]",
-            f"p50 {_setting_name(large)}", "peak memory", "energy / inference",
-            "size reduction", "speed-up (small / large batch)", "acc. drop"]
+    cold = any(r["cold_p50_small_ms"] is not None for r in rows)
+    head = ["model", "test acc [95 % CI]", "size", "params",
+            f"p50 {_setting_name(small)} [95 % CI]"]
+    head += [f"p50 cold cache, {_setting_name(small)} [95 % CI]"] if cold else []
+    head += [f"p50 {_setting_name(large)}", "peak memory", "energy / inference",
+             "size reduction", "speed-up (small / large batch)"]
+    head += ["speed-up cold cache (small batch)"] if cold else []
+    head += ["acc. drop (McNemar p)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         star = " *" if r["pareto"] else ""
-        lines.append("| " + " | ".join([
-            _name_cell(r) + star, f"{r['accuracy_pct']:.2f} %", fmt_bytes(r["size_bytes"]),
-            f"{r['params']:,}",
-            fmt_ms(r["p50_small_ms"]) + fmt_ci(*r["p50_small_ci_ms"]),
-            fmt_ms(r["p50_large_ms"]), fmt_bytes(r["memory_peak_bytes"]),
-            fmt_energy(r["energy_mj_per_inference"], r["energy_method"]),
-            f"{r['size_reduction_x']:.1f}x",
-            f"{r['speedup_small_x']:.2f}x / {r['speedup_large_x']:.2f}x",
-            f"{r['accuracy_drop_pts']:+.2f} pts",
-        ]) + " |")
+        cells = [_name_cell(r) + star, fmt_accuracy(r["accuracy_pct"], r["accuracy_ci_pct"]),
+                 fmt_bytes(r["size_bytes"]), f"{r['params']:,}",
+                 fmt_ms(r["p50_small_ms"]) + fmt_ci(*r["p50_small_ci_ms"])]
+        if cold:
+            cells.append(fmt_ms(r["cold_p50_small_ms"]) + fmt_ci(*r["cold_p50_small_ci_ms"]))
+        cells += [fmt_ms(r["p50_large_ms"]), fmt_bytes(r["memory_peak_bytes"]),
+                  fmt_energy(r["energy_mj_per_inference"], r["energy_method"]),
+                  f"{r['size_reduction_x']:.1f}x",
+                  f"{r['speedup_small_x']:.2f}x / {r['speedup_large_x']:.2f}x"]
+        if cold:
+            x = r["cold_speedup_small_x"]
+            cells.append("-" if x is None else f"{x:.2f}x")
+        cells.append(fmt_drop(r["accuracy_drop_pts"], r["accuracy_drop_test"]))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -95,6 +119,10 @@ def summary_notes(bench: dict) -> list[str]:
         f"accuracy on {bench.get('test_samples', '?')} held-out test samples. "
         "`*` = on the Pareto front of accuracy vs p50 latency (small batch).",
     ]
+    if "accuracy_ci" in m:
+        notes.append(f"Accuracy: {m['accuracy_ci']}; acc. drop p: {m['accuracy_tests']}.")
+    if bench.get("cold_cache"):
+        notes.append(f"Cold cache: {m['cold_latency']}.")
     if "energy" in m:
         notes.append(f"Energy: {m['energy']}.")
     if "memory" in m:
@@ -112,23 +140,33 @@ def summary_notes(bench: dict) -> list[str]:
 def bench_table(result: dict) -> str:
     """Every model and setting: accuracy, size, params, p50 [CI] / p90 / p99 per setting,
     memory, energy, ratios to the baseline; then how it was measured."""
+    from compress.measure.accuracy import find_paired
+
     models = result["models"]
     base = models[result["baseline"]]
     settings = list(base["latency"])
-    head = ["model", "test acc", "size", "params"]
+    cold = [s for s in settings if base["latency"][s].get("cold")]
+    head = ["model", "test acc [95 % CI]", "size", "params"]
     head += [f"p50 [CI] / p90 / p99, {_setting_name(s)}" for s in settings]
+    head += [f"cold p50 [CI], {_setting_name(s)}" for s in cold]
     head += ["peak memory (+ runtime)", "energy / inference", "size ratio"]
-    head += [f"speed-up {s}" for s in settings] + ["acc. drop"]
+    head += [f"speed-up {s}" for s in settings] + [f"cold speed-up {s}" for s in cold]
+    head += ["acc. drop", f"McNemar vs `{result['baseline']}`: b / c, p"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in models.items():
         label = m.get("label", name)
         cells = [f"`{name}`" + (f" ({label})" if label != name else ""),
-                 f"{m['accuracy_pct']:.2f} %", fmt_bytes(m["size_bytes"]), f"{m['params']:,}"]
+                 fmt_accuracy(m["accuracy_pct"], m.get("accuracy_ci_pct")),
+                 fmt_bytes(m["size_bytes"]), f"{m['params']:,}"]
         for s in settings:
             lat = m["latency"][s]
             cells.append(fmt_ms(lat["p50_ms"]) + fmt_ci(lat.get("p50_ci_low_ms"),
                                                         lat.get("p50_ci_high_ms"))
                          + " / " + fmt_ms(lat["p90_ms"]) + " / " + fmt_ms(lat["p99_ms"]))
+        for s in cold:
+            c = m["latency"][s].get("cold") or {}
+            cells.append(fmt_ms(c.get("p50_ms")) + fmt_ci(c.get("p50_ci_low_ms"),
+                                                          c.get("p50_ci_high_ms")))
         mem = m.get("memory")
         cells.append(f"{fmt_bytes(mem['peak_delta_bytes'])} (+ "
                      f"{fmt_bytes(mem['runtime_import_bytes'])})" if mem else "-")
@@ -138,7 +176,14 @@ def bench_table(result: dict) -> str:
         cells.append(f"{base['size_bytes'] / m['size_bytes']:.1f}x")
         for s in settings:
             cells.append(f"{base['latency'][s]['p50_ms'] / m['latency'][s]['p50_ms']:.2f}x")
+        for s in cold:
+            c = m["latency"][s].get("cold")
+            cells.append(f"{base['latency'][s]['cold']['p50_ms'] / c['p50_ms']:.2f}x" if c
+                         else "-")
         cells.append(f"{base['accuracy_pct'] - m['accuracy_pct']:+.2f} pts")
+        t = find_paired(result.get("accuracy_tests", []), result["baseline"], name)
+        cells.append("-" if t is None or name == result["baseline"] else
+                     f"{t['only_a_correct']} / {t['only_b_correct']}, p {t['p_value']:.2g}")
         rows.append("| " + " | ".join(cells) + " |")
     method = result.get("method", {})
     notes = ["", f"Latency: {method.get('latency', '?')}."] + [""] + summary_notes(result)
@@ -176,6 +221,10 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
                   if e else "-")
         lines.append(f"| `{sid}` | {st['stage']} | {st['status']} | {st['wall_time_s']:.1f} s "
                      f"| {energy} | {', '.join(figures)} |")
+    warnings = [(sid, st["metrics"]["warning"]) for sid, st in manifest["stages"].items()
+                if st.get("metrics", {}).get("warning")]
+    if warnings:
+        lines += ["", "Warnings:"] + [f"- `{sid}`: {w}" for sid, w in warnings]
     energy_rows = stage_energy_rows(manifest)
     if energy_rows:
         total = sum(r["joules"] for r in energy_rows)
@@ -189,10 +238,11 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
         lines += ["", f"## Benchmark `{sid}`", "", bench_table(bench)]
     gates = manifest.get("gates")
     if gates:
-        lines += ["", "## Gates", "", "| gate | wanted | measured | result |", "|---|---|---|---|"]
+        lines += ["", "## Gates", "", "| gate | wanted | measured | result | note |",
+                  "|---|---|---|---|---|"]
         for g in gates:
             lines.append(f"| {g['gate']} | {g['wanted']} | {g['measured']} | "
-                         f"{'pass' if g['passed'] else '**FAIL**'} |")
+                         f"{'pass' if g['passed'] else '**FAIL**'} | {g.get('note', '')} |")
     v = manifest.get("versions", {})
     data = dict(manifest.get("data", {}))
     source = data.pop("source", "?")

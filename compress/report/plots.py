@@ -53,6 +53,13 @@ def _size_unit(values: list[float]) -> tuple[float, str]:
     return (1024**2, "MiB") if top >= 1024**2 else (1024, "KiB")
 
 
+def _bar(value: float, bound: float | None, above: bool) -> float:
+    """Length of one side of an error bar (0 where the interval was not recorded)."""
+    if bound is None:
+        return 0.0
+    return max(bound - value, 0.0) if above else max(value - bound, 0.0)
+
+
 def plot_accuracy_latency(bench: dict, path: Path) -> None:
     rows = summary_rows(bench)
     small, _ = headline_settings(bench)
@@ -62,12 +69,22 @@ def plot_accuracy_latency(bench: dict, path: Path) -> None:
         if not sel:
             continue
         x = [r["p50_small_ms"] for r in sel]
-        lo = [max(r["p50_small_ms"] - (r["p50_small_ci_ms"][0] or r["p50_small_ms"]), 0)
-              for r in sel]
-        hi = [max((r["p50_small_ci_ms"][1] or r["p50_small_ms"]) - r["p50_small_ms"], 0)
-              for r in sel]
-        ax.errorbar(x, [r["accuracy_pct"] for r in sel], xerr=[lo, hi], fmt=marker, ms=8,
-                    color=COLORS[role], capsize=3, label=f"{label} (bar: 95 % CI of p50)")
+        y = [r["accuracy_pct"] for r in sel]
+        xerr = [[_bar(r["p50_small_ms"], r["p50_small_ci_ms"][0], False) for r in sel],
+                [_bar(r["p50_small_ms"], r["p50_small_ci_ms"][1], True) for r in sel]]
+        ci = [r["accuracy_ci_pct"] or [None, None] for r in sel]
+        yerr = [[_bar(v, c[0], False) for v, c in zip(y, ci, strict=True)],
+                [_bar(v, c[1], True) for v, c in zip(y, ci, strict=True)]]
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, ms=8, color=COLORS[role],
+                    capsize=3, label=f"{label} (bars: 95 % CI of p50 and of accuracy)")
+        cold = [(r["cold_p50_small_ms"], r["p50_small_ms"], r["accuracy_pct"]) for r in sel
+                if r["cold_p50_small_ms"] is not None]
+        for c, w, acc in cold:  # warm -> cold: how far a cold cache moves each model
+            ax.plot([w, c], [acc, acc], ":", color=COLORS[role], linewidth=1)
+        if cold:
+            ax.plot([c for c, _, _ in cold], [a for _, _, a in cold], marker, ms=7, mfc="white",
+                    color=COLORS[role], linestyle="none",
+                    label=f"{label}, cold cache p50 (caches evicted before each call)")
     points = {r["model"]: (r["p50_small_ms"], r["accuracy_pct"]) for r in rows}
     front = pareto_front(points)
     fx, fy = [points[n][0] for n in front], [points[n][1] for n in front]
@@ -75,11 +92,8 @@ def plot_accuracy_latency(bench: dict, path: Path) -> None:
     ax.plot(fx, fy, "o", ms=16, mfc="none", mec="#2ca02c", mew=2,
             label="Pareto front (no model both faster and more accurate)",
             linestyle="--", color="#2ca02c")
-    # Labels alternate above and below in latency order, so that neighbours do not overlap.
-    for i, r in enumerate(sorted(rows, key=lambda r: r["p50_small_ms"])):
-        ax.annotate(r["model"], (r["p50_small_ms"], r["accuracy_pct"]), fontsize=8,
-                    textcoords="offset points", xytext=(6, 9 if i % 2 == 0 else -15))
-    lats = [p[0] for p in points.values()]
+    lats = [p[0] for p in points.values()] + [r["cold_p50_small_ms"] for r in rows
+                                               if r["cold_p50_small_ms"] is not None]
     if max(lats) / max(min(lats), 1e-9) > 8:
         from matplotlib.ticker import FuncFormatter, LogLocator
 
@@ -89,8 +103,10 @@ def plot_accuracy_latency(bench: dict, path: Path) -> None:
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.margins(x=0.12)  # room for the labels of the outermost points
     accs = [p[1] for p in points.values()]
-    pad = max(max(accs) - min(accs), 1.0) * 0.15
-    ax.set_ylim(min(accs) - pad, min(max(accs) + pad, 100.5))
+    lows = [r["accuracy_ci_pct"][0] for r in rows if r["accuracy_ci_pct"]] + accs
+    highs = [r["accuracy_ci_pct"][1] for r in rows if r["accuracy_ci_pct"]] + accs
+    pad = max(max(highs) - min(lows), 1.0) * 0.15
+    ax.set_ylim(min(lows) - pad, min(max(highs) + pad, 100.5))
     ax.set_xlabel(f"p50 latency per call, {_setting_words(small)} (ms, log scale; lower is "
                   "better)" if ax.get_xscale() == "log" else
                   f"p50 latency per call, {_setting_words(small)} (ms, lower is better)")
@@ -98,7 +114,46 @@ def plot_accuracy_latency(bench: dict, path: Path) -> None:
     ax.set_title(f"Accuracy vs latency ({bench.get('cpu', {}).get('cpu_model', 'CPU')})")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
+    _place_labels(fig, ax, [(r["model"], points[r["model"]]) for r in rows])
     _save(fig, path)
+
+
+def _place_labels(fig, ax, labelled: list[tuple[str, tuple[float, float]]]) -> list:
+    """One label per point, none over another: each starts up and to the right of its point
+    and, where it would cover a label already placed, moves down or up (alternately, further
+    each time) until it is clear, with a thin line back to its point. Models with the same
+    accuracy and close latencies would otherwise print over each other."""
+    # Offsets in points: above the point, below it (clear of its marker and the line through
+    # it), then further above and below, one line of 8-point text (+ room) at a time.
+    offsets = [6 + 13 * (k // 2) if k % 2 == 0 else -17 - 13 * (k // 2) for k in range(40)]
+    placed, renderer = [], None
+    for name, xy in sorted(labelled, key=lambda item: item[1]):
+        ann = ax.annotate(name, xy, fontsize=8, textcoords="offset points", xytext=(6, 6),
+                          bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none",
+                                "alpha": 0.75},
+                          arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.6,
+                                      "shrinkA": 1, "shrinkB": 5})
+        if renderer is None:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            canvas = FigureCanvasAgg(fig)  # the PNG's own canvas: same text extents
+            canvas.draw()  # lays out the figure, so the axes are where the PNG has them
+            renderer = canvas.get_renderer()
+        for dy in offsets:
+            ann.xyann = (6, dy)
+            box = _text_box(ann, renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(_text_box(ann, renderer))
+    return placed  # the labels' extents, in pixels
+
+
+def _text_box(ann, renderer):
+    """The label's own extent (an annotation's includes its line to the point)."""
+    from matplotlib.text import Text
+
+    ann.update_positions(renderer)
+    return Text.get_window_extent(ann, renderer)
 
 
 def plot_sizes(manifest: dict, bench: dict | None, path: Path) -> None:

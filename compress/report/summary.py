@@ -29,11 +29,19 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     return sorted(front, key=lambda n: points[n][0])
 
 
+def _cold_p50(latency: dict) -> float | None:
+    """p50 with the caches evicted before each call; None for a bench without cold runs."""
+    return (latency.get("cold") or {}).get("p50_ms")
+
+
 def summary_rows(bench: dict) -> list[dict]:
     """One dict per bench model: the summary table's cells as numbers, ratios to the baseline."""
+    from compress.measure.accuracy import find_paired
+
     small, large = headline_settings(bench)
     models = bench["models"]
     base = models[bench["baseline"]]
+    base_cold = _cold_p50(base["latency"][small])
     points = {n: (m["latency"][small]["p50_ms"], m["accuracy_pct"]) for n, m in models.items()}
     front = set(pareto_front(points))
     rows = []
@@ -41,6 +49,9 @@ def summary_rows(bench: dict) -> list[dict]:
         lat_s, lat_l = m["latency"][small], m["latency"].get(large, m["latency"][small])
         energy = next(iter(m.get("energy", {}).values()), None)
         memory = m.get("memory") or {}
+        cold = lat_s.get("cold") or {}
+        paired = (find_paired(bench.get("accuracy_tests", []), bench["baseline"], name)
+                  if name != bench["baseline"] else None)
         rows.append({
             "model": name,
             "label": m.get("label", name),
@@ -48,6 +59,7 @@ def summary_rows(bench: dict) -> list[dict]:
             "peer": m.get("peer"),
             "runtime": m.get("runtime", "onnxruntime"),
             "accuracy_pct": m["accuracy_pct"],
+            "accuracy_ci_pct": m.get("accuracy_ci_pct"),  # Wilson, 95 %; None in older benches
             "size_bytes": m["size_bytes"],
             "params": m["params"],
             "setting_small": small,
@@ -55,6 +67,8 @@ def summary_rows(bench: dict) -> list[dict]:
             "p50_small_ms": lat_s["p50_ms"],
             "p50_small_ci_ms": [lat_s.get("p50_ci_low_ms"), lat_s.get("p50_ci_high_ms")],
             "p99_small_ms": lat_s["p99_ms"],
+            "cold_p50_small_ms": cold.get("p50_ms"),
+            "cold_p50_small_ci_ms": [cold.get("p50_ci_low_ms"), cold.get("p50_ci_high_ms")],
             "p50_large_ms": lat_l["p50_ms"],
             "memory_peak_bytes": memory.get("peak_delta_bytes"),
             "runtime_import_bytes": memory.get("runtime_import_bytes"),
@@ -67,7 +81,11 @@ def summary_rows(bench: dict) -> list[dict]:
             "speedup_small_x": base["latency"][small]["p50_ms"] / lat_s["p50_ms"],
             "speedup_large_x": base["latency"].get(large, base["latency"][small])["p50_ms"]
             / lat_l["p50_ms"],
+            "cold_speedup_small_x": base_cold / cold["p50_ms"]
+            if base_cold and cold.get("p50_ms") else None,
             "accuracy_drop_pts": base["accuracy_pct"] - m["accuracy_pct"],
+            # McNemar's exact test against the baseline on the same samples; None for itself
+            "accuracy_drop_test": paired,
             "pareto": name in front,
         })
     return rows

@@ -2,10 +2,12 @@
 `peers:`, what a user would do without compress (PyTorch eager, ORT's own quantizers).
 
 Consumes ONNX artifacts (and, for peers, the teacher's checkpoint and ONNX); produces
-`bench.json` (every number, how it was measured, the CPU and versions it ran on) and `bench.md`:
-test accuracy, file size, parameters, latency p50/p90/p99 with a bootstrap CI for p50 per batch
-size and thread count (candidates interleaved in one loop), peak memory of a fresh process, and
-energy per inference labelled with the method that measured or estimated it.
+`bench.json` (every number, how it was measured, the CPU and versions it ran on), `bench.md` and
+`predictions.npz` (each model's predicted class per test sample): test accuracy with a Wilson
+interval and McNemar's test between every two models, file size, parameters, latency p50/p90/p99
+with a bootstrap CI for p50 per batch size and thread count, warm and with the caches evicted
+(candidates interleaved in one loop), peak memory of a fresh process, and energy per inference
+labelled with the method that measured or estimated it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ from pydantic import Field, field_validator, model_validator
 
 from compress import artifacts
 from compress.measure import ort as ort_measure
+from compress.measure.accuracy import ACC_LEVEL, accuracy_record, find_paired, paired_tests
 from compress.measure.energy import EnergyConfig, co2e_g_per_million, inference_energy
-from compress.measure.latency import CI_LEVEL, CI_RESAMPLES, measure_callables
+from compress.measure.latency import (
+    CI_LEVEL,
+    CI_RESAMPLES,
+    EVICT_FACTOR,
+    CacheEvictor,
+    evict_size,
+    measure_callables,
+)
 from compress.measure.memory import measure_memory
 from compress.measure.ort import batch_of
 from compress.measure.peers import DYNAMIC, LABELS, PEER_IDS, STATIC, TORCH, PeersConfig
@@ -42,6 +52,9 @@ class BenchConfig(StageConfig):
     min_runs: int = Field(200, ge=1, description="timed runs per model and setting, at least")
     min_time_s: float = Field(2.0, ge=0, description="measured seconds per model, at least")
     max_time_s: float = Field(60.0, gt=0, description="wall-time cap per setting")
+    cold_runs: int = Field(
+        20, ge=0, le=10_000, description="timed calls per model and setting with the CPU caches "
+        "evicted before each (cold cache, interleaved with the warm runs); 0 = warm only")
     peers: PeersConfig | None = Field(
         None, description="peer baselines from the teacher: {checkpoint: ID, onnx: ID}")
     memory: bool = Field(True, description="peak RSS of a fresh process per model")
@@ -97,6 +110,7 @@ class _Candidate:
 
     record: dict
     path: Path
+    pred: np.ndarray  # predicted class of every test sample
     torch: object = None  # compress.peers.TorchCandidate for the PyTorch eager peer
     sessions: dict = field(default_factory=dict)
 
@@ -110,22 +124,22 @@ class _Candidate:
         return functools.partial(session.run, None, {session.get_inputs()[0].name: x})
 
 
-def _onnx_record(path: Path, sha256: str, data, role: str, label: str) -> dict:
+def _onnx_candidate(path: Path, sha256: str, data, role: str, label: str) -> _Candidate:
     session = ort_measure.make_session(path, threads=0)
     ort_measure.check_input_shape(session, data.input_shape, path)
-    logits = ort_measure.predict(session, data.x_test)
-    return {
+    pred = ort_measure.predict(session, data.x_test).argmax(1)
+    return _Candidate({
         "label": label, "role": role, "runtime": "onnxruntime", "path": str(path),
-        "sha256": sha256, "accuracy_pct": ort_measure.accuracy_pct(logits, data.y_test),
+        "sha256": sha256, **accuracy_record(pred, data.y_test),
         "size_bytes": path.stat().st_size, "params": onnx_param_count(path), "latency": {},
-    }
+    }, path, pred)
 
 
 def _candidates(cfg: BenchConfig, ctx: StageContext, data) -> dict[str, _Candidate]:
     out = {}
     for name in cfg.models:
         art = ctx.inputs[name]
-        out[name] = _Candidate(_onnx_record(art.path, art.sha256, data, "model", name), art.path)
+        out[name] = _onnx_candidate(art.path, art.sha256, data, "model", name)
     if cfg.peers is None:
         return out
     from compress.measure.peers import TorchCandidate, check_peer_onnx, quantize_peers
@@ -135,31 +149,33 @@ def _candidates(cfg: BenchConfig, ctx: StageContext, data) -> dict[str, _Candida
     ckpt, fp32 = ctx.inputs[p.checkpoint], ctx.inputs[p.onnx]
     check_peer_onnx(fp32.path, ckpt.sha256, p.onnx, p.checkpoint)
     if p.onnx not in out:
-        out[p.onnx] = _Candidate(_onnx_record(fp32.path, fp32.sha256, data, "peer",
-                                              LABELS["ort_fp32"]), fp32.path)
+        out[p.onnx] = _onnx_candidate(fp32.path, fp32.sha256, data, "peer", LABELS["ort_fp32"])
     out[p.onnx].record["peer"] = LABELS["ort_fp32"]
 
     eager = TorchCandidate(ckpt.path)
+    pred = eager.predict(data.x_test).argmax(1)
     out[TORCH] = _Candidate({
         "label": LABELS[TORCH], "role": "peer", "runtime": "torch", "path": str(ckpt.path),
-        "sha256": ckpt.sha256,
-        "accuracy_pct": ort_measure.accuracy_pct(eager.predict(data.x_test), data.y_test),
+        "sha256": ckpt.sha256, **accuracy_record(pred, data.y_test),
         "size_bytes": ckpt.path.stat().st_size, "size_of": "checkpoint file (torch.save)",
         "params": count_params(eager.model), "latency": {},
-    }, ckpt.path, torch=eager)
+    }, ckpt.path, pred, torch=eager)
     seed = getattr(ctx.data_cfg, "seed", 0)
     paths, used = quantize_peers(fp32.path, data.x_train, p.calibration_samples, seed,
                                  ctx.out_dir / "peers")
     for name in (STATIC, DYNAMIC):
-        rec = _onnx_record(paths[name], artifacts.sha256_file(paths[name]), data, "peer",
-                           LABELS[name])
-        rec["path"] = f"peers/{paths[name].name}"  # relative: the stage folder is renamed
-        out[name] = _Candidate({**rec, "quantization": used[name]}, paths[name])
+        cand = _onnx_candidate(paths[name], artifacts.sha256_file(paths[name]), data, "peer",
+                               LABELS[name])
+        # relative: the stage folder is renamed
+        cand.record.update(path=f"peers/{paths[name].name}", quantization=used[name])
+        out[name] = cand
     return out
 
 
-MODEL_METRICS = ("accuracy_pct", "size_bytes", "params")
+MODEL_METRICS = ("accuracy_pct", "accuracy_ci_low_pct", "accuracy_ci_high_pct", "size_bytes",
+                 "params")
 LATENCY_METRICS = ("p50_ms", "p90_ms", "p99_ms", "runs", "p50_ci_low_ms", "p50_ci_high_ms")
+COLD_METRICS = tuple(f"cold_{k}" for k in LATENCY_METRICS)
 
 
 def setting_name(batch: int, threads: int) -> str:
@@ -171,9 +187,12 @@ def metric_names(cfg: BenchConfig) -> list[str]:
     it when the pipeline loads)."""
     settings = [setting_name(b, t) for t in cfg.threads for b in cfg.batch_sizes]
     names = []
+    latency = LATENCY_METRICS + (COLD_METRICS if cfg.cold_runs else ())
     for m in cfg.model_ids():
         names += [f"{m}.{k}" for k in MODEL_METRICS]
-        names += [f"{m}.{s}.{k}" for s in settings for k in LATENCY_METRICS]
+        if m != cfg.models[0]:
+            names.append(f"{m}.accuracy_drop_p_value")
+        names += [f"{m}.{s}.{k}" for s in settings for k in latency]
         if cfg.memory:
             names.append(f"{m}.memory_peak_bytes")
         if cfg.energy_time_s > 0:
@@ -188,7 +207,9 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     energy_cfg = ctx.energy or EnergyConfig()
     cands = _candidates(cfg, ctx, data)
+    preds = {n: c.pred for n, c in cands.items()}
     torch_peer = next((c.torch for c in cands.values() if c.torch is not None), None)
+    evict = CacheEvictor() if cfg.cold_runs else None
     energy: dict = {}
     for threads in cfg.threads:
         # Torch's thread count is process-wide; it is set once per setting for the torch peer.
@@ -198,7 +219,7 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
                 x = batch_of(data.x_test, batch)
                 calls = {n: c.bind(x, threads) for n, c in cands.items()}
                 stats = measure_callables(calls, cfg.warmup_runs, cfg.min_runs, cfg.min_time_s,
-                                          cfg.max_time_s)
+                                          cfg.max_time_s, cold_runs=cfg.cold_runs, evict=evict)
                 for n, st in stats.items():
                     cands[n].record["latency"][f"b{batch}_t{threads}"] = {
                         "batch_size": batch, "threads": threads, **st.as_dict()}
@@ -211,6 +232,7 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
                         energy.setdefault(n, {})[f"b{batch}_t{threads}"] = e
         for c in cands.values():
             c.sessions.clear()
+    del evict  # a buffer larger than the caches: not kept while memory is measured
     batches = [batch_of(data.x_test, b) for b in cfg.batch_sizes]
     for n, c in cands.items():
         c.record["energy"] = energy.get(n, {})
@@ -223,15 +245,27 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
         "models": models,
         "baseline": cfg.models[0],
         "test_samples": len(data.x_test),
+        "accuracy_tests": paired_tests(preds, data.y_test),
+        "cold_cache": _cold_settings(cfg),
         "method": _methods(cfg, energy_cfg, models),
         "ort_settings": ort_measure.session_settings(),
         "grid_gco2_per_kwh": energy_cfg.grid_gco2_per_kwh,
         "cpu": cpu_info(),
         "versions": versions(),
     }
+    with artifacts.atomic_path(ctx.out_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
+        # "pred.<model id>": ids have no dots, so no model can be named like y_test
+        np.savez_compressed(f, y_test=data.y_test, **{f"pred.{n}": p for n, p in preds.items()})
     artifacts.write_json(ctx.out_dir / "bench.json", result)
     artifacts.write_text(ctx.out_dir / "bench.md", bench_table(result) + "\n")
     return StageResult(primary="bench.json", metrics=flatten_bench(result))
+
+
+def _cold_settings(cfg: BenchConfig) -> dict | None:
+    if not cfg.cold_runs:
+        return None
+    caches, size = evict_size()
+    return {"runs": cfg.cold_runs, "evict_bytes": size, "caches": caches}
 
 
 def _methods(cfg: BenchConfig, energy_cfg: EnergyConfig, models: dict) -> dict[str, str]:
@@ -239,6 +273,22 @@ def _methods(cfg: BenchConfig, energy_cfg: EnergyConfig, models: dict) -> dict[s
     return {
         "accuracy": "argmax of the logits over the whole test split (ORT CPU; PyTorch for the "
                     "eager peer)",
+        "accuracy_ci": (
+            f"{ACC_LEVEL:.0%} Wilson score interval of each test accuracy (correct / test "
+            "samples)"),
+        "accuracy_tests": (
+            "McNemar's exact test between every two models on the same test samples: b = "
+            "samples only the first gets right, c = only the second, two-sided p = 2 x "
+            "P(Binomial(b + c, 1/2) <= min(b, c)); p < 0.05 = a significant difference; "
+            "predicted classes in predictions.npz"),
+        "cold_latency": (
+            f"before each of {cfg.cold_runs} timed calls per model and setting, one byte of "
+            f"every 64-byte line of a buffer of {EVICT_FACTOR:g}x this core's L2 + L3 is read "
+            "(evicting the model's weights and activations from the caches); one cold call per "
+            "model per round, "
+            "models in rotating order, rounds interleaved with the warm chunks; a warm chunk "
+            "after a cold round starts with one untimed call; with several threads other cores' "
+            "private caches may stay warm") if cfg.cold_runs else "not measured (cold_runs: 0)",
         "latency": (
             f"wall time per call (ORT CPUExecutionProvider session.run; PyTorch eager module "
             f"call under inference_mode); {cfg.warmup_runs} warm-up runs, then models "
@@ -268,10 +318,18 @@ def flatten_bench(result: dict) -> dict:
     for name, m in result["models"].items():
         for key in ("accuracy_pct", "size_bytes", "params"):
             out[f"{name}.{key}"] = m[key]
+        if "accuracy_ci_pct" in m:
+            out[f"{name}.accuracy_ci_low_pct"], out[f"{name}.accuracy_ci_high_pct"] = (
+                m["accuracy_ci_pct"])
+        test = find_paired(result.get("accuracy_tests", []), result["baseline"], name)
+        if test is not None:
+            out[f"{name}.accuracy_drop_p_value"] = test["p_value"]
         for setting, lat in m["latency"].items():
-            for key in ("p50_ms", "p90_ms", "p99_ms", "runs", "p50_ci_low_ms", "p50_ci_high_ms"):
+            for key in LATENCY_METRICS:
                 if key in lat:
                     out[f"{name}.{setting}.{key}"] = lat[key]
+                if key in (lat.get("cold") or {}):
+                    out[f"{name}.{setting}.cold_{key}"] = lat["cold"][key]
         if m.get("memory"):
             out[f"{name}.memory_peak_bytes"] = m["memory"]["peak_delta_bytes"]
         for i, (setting, e) in enumerate(m.get("energy", {}).items()):

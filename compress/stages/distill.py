@@ -8,6 +8,7 @@ figures with and without the teacher) and metrics with both test accuracies.
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
 from pydantic import Field
@@ -36,7 +37,7 @@ class DistillConfig(StageConfig, TrainOptions, DistillOptions):
 
 def metric_names(cfg: DistillConfig) -> tuple[str, ...]:
     names = (*TRAIN_METRICS, "teacher_test_accuracy_pct", "teacher_params",
-             "compression_params_x", "temperature", "alpha")
+             "compression_params_x", "temperature", "alpha", "warning")
     if cfg.compare_without_teacher:
         names += ("without_teacher_test_accuracy_pct", "without_teacher_val_accuracy_pct",
                   "distillation_gain_pts")
@@ -68,6 +69,9 @@ def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
 
     seed_everything(cfg.seed)
     student = build_model(cfg.model, data.input_shape, data.num_classes)
+    warning = _larger_student(count_params(student), count_params(teacher))
+    if warning:
+        print(f"warning: {ctx.stage_id}: {warning}", file=sys.stderr, flush=True)
     distiller = Distiller(student, teacher, torch.as_tensor(data.x_train[:2]), cfg, cfg.hint,
                           cfg.label_smoothing)
     result = fit(distiller, data, cfg, loss_fn=distiller.loss, progress=ctx.progress,
@@ -79,6 +83,7 @@ def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
         "compression_params_x": round(count_params(teacher) / count_params(student), 2),
         "temperature": cfg.temperature,
         "alpha": cfg.alpha,
+        "warning": warning,  # also in the report; None when there is nothing to say
     })
     history = {"distilled": result.history}
 
@@ -100,3 +105,11 @@ def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
     artifacts.write_json(ctx.out_dir / "history.json", history)
     return StageResult(primary="model.pt", metrics=metrics)
+
+
+def _larger_student(student_params: int, teacher_params: int) -> str | None:
+    if student_params <= teacher_params:
+        return None
+    return (f"the student has {student_params:,} parameters, more than its teacher's "
+            f"{teacher_params:,}: distilling will not make the model smaller; give the student "
+            "a smaller `model` (width, hidden sizes)")

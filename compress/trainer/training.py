@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,35 @@ class FitResult:
     device: str = "cpu"
     precision: str = "fp32"
     world_size: int = 1
+
+
+# Without a terminal (a CI log) tqdm draws nothing: a plain line per epoch instead, at most one
+# every this many seconds (the first and last epochs always), so a long run is never silent.
+PLAIN_PROGRESS_EVERY_S = 10.0
+
+
+class PlainProgress:
+    """'teacher: epoch 3/40, train loss 0.5123, val acc 95.12 %, 12 s' lines on stderr."""
+
+    def __init__(self, desc: str, epochs: int, every_s: float):
+        self.desc, self.epochs, self.every_s = desc, epochs, every_s
+        self.start = self.last = time.perf_counter()
+
+    def epoch(self, epoch: int, train_loss: float, val_acc: float, stopping: bool) -> None:
+        now = time.perf_counter()
+        if epoch in (1, self.epochs) or stopping or now - self.last >= self.every_s:
+            self.last = now
+            end = ", stopping early (patience)" if stopping else ""
+            print(f"{self.desc}: epoch {epoch}/{self.epochs}, train loss {train_loss:.4f}, "
+                  f"val acc {val_acc:.2f} %, {now - self.start:.0f} s{end}", file=sys.stderr,
+                  flush=True)
+
+
+def _terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def seed_everything(seed: int) -> None:
@@ -171,6 +201,8 @@ def fit(
     # disable=None: tqdm draws only on a terminal, so CI logs are not flooded with redraws.
     bar = tqdm(range(o.epochs), desc=desc, disable=None if progress else True, leave=False,
                unit="epoch")
+    plain = (PlainProgress(desc, o.epochs, PLAIN_PROGRESS_EVERY_S)
+             if progress and not _terminal(sys.stderr) else None)
     for epoch in bar:
         net.train()
         plan = epoch_plan(n, o.batch_size, gen, world, o.augment_shift, x_train.ndim - 2)
@@ -209,8 +241,10 @@ def fit(
             bad_epochs = 0
         else:
             bad_epochs += 1
-        if o.patience is not None and bad_epochs >= o.patience:
-            stopped = True
+        stopped = o.patience is not None and bad_epochs >= o.patience
+        if plain is not None:
+            plain.epoch(epoch + 1, train_loss, val_acc, stopped)
+        if stopped:
             break
     bar.close()
     del net  # DDP's gradient hooks go with it; a later fit() on this model wraps it afresh

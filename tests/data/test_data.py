@@ -96,7 +96,11 @@ NPZ_BAD = [
     ("unseen_label", _with(y_test=np.arange(20) % 4), "y_train only goes up to 2"),
     ("empty_split", _with(x_test=np.zeros((0, 5), np.float32), y_test=np.zeros(0, np.int64)),
      "split is empty"),
-    ("shape_mismatch", _with(x_test=np.zeros((20, 6), np.float32)), "disagree on the sample"),
+    ("shape_mismatch", _with(x_test=np.zeros((20, 6), np.float32)),
+     "x_test has 6 features, x_train 5"),
+    ("sequence_shape_mismatch", _with(x_train=np.zeros((60, 1, 5), np.float32),
+                                      x_test=np.zeros((20, 1, 6), np.float32)),
+     "x_test has samples of shape (1, 6), x_train (1, 5)"),
     ("bad_rank", _with(x_train=np.zeros(60, np.float32)), "expected (N, F)"),
 ]
 

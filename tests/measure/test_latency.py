@@ -50,3 +50,56 @@ def test_candidates_of_any_kind_interleave_until_each_has_enough():
     timed = order[2:]
     switches = sum(1 for x, y in zip(timed, timed[1:], strict=False) if x != y)
     assert switches >= 3
+
+
+def test_cold_calls_each_follow_an_eviction_and_interleave_with_the_warm_chunks():
+    # setup: a log of calls and evictions, in order
+    log = []
+    candidates = {"a": lambda: log.append("a"), "b": lambda: log.append("b")}
+    # execute
+    stats = measure_callables(candidates, warmup_runs=0, min_runs=20, min_time_s=0.0, chunk=5,
+                              cold_runs=3, evict=lambda: log.append("evict"))
+    # assert: 3 cold calls per model, each right after an eviction
+    assert stats["a"].cold.runs == stats["b"].cold.runs == 3
+    assert log.count("evict") == 6
+    after = [log[i + 1] for i, x in enumerate(log) if x == "evict"]
+    assert sorted(after) == ["a"] * 3 + ["b"] * 3
+    # the cold calls are spread over the warm measurement, not all after it
+    assert log.index("evict") < len(log) // 2 < len(log) - log[::-1].index("evict")
+    assert stats["a"].runs == 20 and "cold" in stats["a"].as_dict()
+
+
+def test_without_cold_runs_there_is_no_cold_figure():
+    stats = measure_callables({"a": lambda: None}, warmup_runs=0, min_runs=5, min_time_s=0.0)
+    assert stats["a"].cold is None and "cold" not in stats["a"].as_dict()
+
+
+def test_the_evictor_touches_more_than_the_caches():
+    from compress.measure.latency import CacheEvictor
+    from compress.measure.system import cache_sizes
+
+    caches = cache_sizes()
+    evict = CacheEvictor()
+    assert evict.size_bytes >= caches["l2_bytes"] + caches["l3_bytes"]
+    assert evict() == -(-evict.size_bytes // 64)  # one byte (of value 1) per 64-byte line
+
+
+def test_cache_sizes_fall_back_when_nothing_tells_them(monkeypatch):
+    from compress.measure import system
+
+    system.cache_sizes.cache_clear()
+    monkeypatch.setattr(system, "_sysfs_caches", lambda: {})
+    monkeypatch.setattr(system, "_command_caches", lambda: {})
+    try:
+        caches = system.cache_sizes()
+    finally:
+        system.cache_sizes.cache_clear()
+    assert caches["source"] == "fallback" and caches["l3_bytes"] == system.FALLBACK_CACHES[
+        "l3_bytes"]
+
+
+def test_cache_sizes_read_sysfs_sizes():
+    from compress.measure.system import _size_bytes
+
+    assert _size_bytes("48K\n") == 48 * 1024 and _size_bytes("107520K") == 105 * 1024**2
+    assert _size_bytes("2M") == 2 * 1024**2 and _size_bytes("512") == 512

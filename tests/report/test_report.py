@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from compress.report import write_report
-from compress.report.markdown import fmt_energy, summary_table
+from compress.report.markdown import fmt_ci, fmt_energy, summary_table
 from compress.report.summary import pareto_front, summary_rows
 from tests.conftest import run_cli
 
@@ -75,5 +75,42 @@ def test_report_command_prints_the_summary_and_the_path(tiny_run):
     root, _ = tiny_run
     res = run_cli("report", str(root), "--summary")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("| model | test acc |")
+    assert res.stdout.startswith("| model | test acc [95 % CI] |")
     assert f"report: {root / 'report.md'}" in res.stdout and "## Stages" not in res.stdout
+
+
+def test_labels_stay_readable_when_models_share_one_accuracy():
+    # setup: six models at the same accuracy, three of them almost at the same latency
+    from compress.report.plots import _figure, _place_labels
+
+    fig, ax = _figure(8, 5.5)
+    points = {"teacher_onnx": (1.9, 97.5), "student_fp32": (0.2, 97.5),
+              "student_int8": (0.21, 97.5), "ort_quantize_static": (0.6, 97.5),
+              "ort_quantize_dynamic": (0.62, 97.5), "torch_eager": (0.65, 97.5)}
+    ax.plot([p[0] for p in points.values()], [p[1] for p in points.values()], "o")
+    ax.set_xscale("log")
+    # execute
+    boxes = _place_labels(fig, ax, list(points.items()))
+    # assert: no label covers another
+    assert len(boxes) == 6
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_summary_shows_cold_latency_intervals_and_the_paired_test():
+    # setup: the two-model bench, with cold figures, intervals and a McNemar test
+    bench = _bench(98.5, 0.5)
+    for name, cold in (("a", 4.0), ("b", 2.0)):
+        m = bench["models"][name]
+        m["latency"]["b1_t1"]["cold"] = {"p50_ms": cold, "p50_ci_low_ms": cold * 0.9,
+                                         "p50_ci_high_ms": cold * 1.1}
+        m["accuracy_ci_pct"] = [m["accuracy_pct"] - 1, min(m["accuracy_pct"] + 0.5, 100)]
+    bench["accuracy_tests"] = [{"a": "a", "b": "b", "only_a_correct": 3, "only_b_correct": 1,
+                                "p_value": 0.625, "significant": False, "drop_pts": 0.5}]
+    # execute
+    rows = {r["model"]: r for r in summary_rows(bench)}
+    table = summary_table(bench)
+    # assert
+    assert rows["b"]["cold_speedup_small_x"] == 2.0 and rows["b"]["speedup_small_x"] == 4.0
+    assert "p50 cold cache, batch 1, 1 thr" in table and "speed-up cold cache" in table
+    assert "| `b` * | 98.50 % [97.5-99.0] |" in table and "+0.50 pts (p 0.62) |" in table
+    assert fmt_ci(0.44, 8.6) == " [440 us - 8.60 ms]"  # bounds either side of 1 ms: both units

@@ -58,3 +58,63 @@ def test_bench_records_energy_and_ci(tiny_run):
     assert "estimate" in bench["method"]["energy"]
     assert flat["teacher_onnx.energy_mj_per_inference"] == energy["mj_per_inference"]
     assert "teacher_onnx.b1_t1.p50_ci_high_ms" in flat
+
+
+def test_bench_records_cold_latency_beside_the_warm(tiny_run):
+    # setup
+    from compress.measure.system import cache_sizes
+
+    root, summary = tiny_run
+    # execute
+    bench = json.loads((root / "bench" / "bench.json").read_text())
+    flat = summary.manifest["stages"]["bench"]["metrics"]
+    # assert
+    caches = cache_sizes()
+    assert bench["cold_cache"]["runs"] == 3
+    assert bench["cold_cache"]["evict_bytes"] >= caches["l2_bytes"] + caches["l3_bytes"]
+    for setting in ("b1_t1", "b8_t1"):
+        cold = bench["models"]["teacher_onnx"]["latency"][setting]["cold"]
+        assert cold["runs"] == 3 and 0 < cold["p50_ms"] <= cold["p99_ms"]
+        assert flat[f"teacher_onnx.{setting}.cold_p50_ms"] == cold["p50_ms"]
+    assert "evicting" in bench["method"]["cold_latency"]
+
+
+def test_bench_keeps_predictions_and_accuracy_intervals(tiny_run):
+    # setup
+    import numpy as np
+
+    root, summary = tiny_run
+    # execute
+    bench = json.loads((root / "bench" / "bench.json").read_text())
+    with np.load(root / "bench" / "predictions.npz") as f:
+        y, pred = f["y_test"], f["pred.teacher_onnx"]
+    # assert: the recorded accuracy is that of the kept predictions, inside its interval
+    m = bench["models"]["teacher_onnx"]
+    assert len(y) == bench["test_samples"] and m["correct"] == int((pred == y).sum())
+    assert m["accuracy_pct"] == m["correct"] / len(y) * 100
+    low, high = m["accuracy_ci_pct"]
+    assert low < m["accuracy_pct"] < high
+    assert summary.manifest["stages"]["bench"]["metrics"]["teacher_onnx.accuracy_ci_low_pct"] == low
+    assert bench["accuracy_tests"] == []  # one model: nothing to pair
+
+
+def test_paired_test_between_two_models_on_the_same_samples(compress_run):
+    # setup
+    import numpy as np
+
+    root, summary = compress_run
+    # execute
+    bench = json.loads((root / "bench" / "bench.json").read_text())
+    with np.load(root / "bench" / "predictions.npz") as f:
+        y, fp32, int8 = f["y_test"], f["pred.student_fp32"], f["pred.student_int8"]
+    # assert: b and c count the samples only one of the two gets right
+    (t,) = bench["accuracy_tests"]
+    assert (t["a"], t["b"]) == ("student_fp32", "student_int8")
+    assert t["only_a_correct"] == int(((fp32 == y) & (int8 != y)).sum())
+    assert t["only_b_correct"] == int(((fp32 != y) & (int8 == y)).sum())
+    models = bench["models"]
+    drop = models["student_fp32"]["accuracy_pct"] - models["student_int8"]["accuracy_pct"]
+    assert abs(t["drop_pts"] - drop) < 1e-9 and 0 < t["p_value"] <= 1
+    flat = summary.manifest["stages"]["bench"]["metrics"]
+    assert flat["student_int8.accuracy_drop_p_value"] == t["p_value"]
+    assert "McNemar vs `student_fp32`" in (root / "bench" / "bench.md").read_text()

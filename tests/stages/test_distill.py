@@ -32,3 +32,27 @@ def test_distilled_student_checkpoint_rebuilds_without_code(compress_run):
     # assert: the spec and the stage config are plain data
     assert ckpt["model"]["arch"] == "resnet"
     assert ckpt["config"]["stage"] == "distill" and ckpt["config"]["temperature"] == 4.0
+
+
+def test_a_student_larger_than_its_teacher_is_warned_about(tmp_path, capsys):
+    # setup: a 16-unit MLP teacher and a 64-unit student, one epoch each
+    from compress.config import parse_pipeline
+    from compress.report import write_report
+    from compress.runner import run_pipeline
+
+    mlp = {"epochs": 1, "batch_size": 256, "device": "cpu"}
+    cfg = parse_pipeline({"name": "big", "data": {"source": "digits"}, "stages": [
+        {"id": "teacher", "stage": "train", "model": {"arch": "mlp", "hidden": [16]}, **mlp},
+        {"id": "student", "stage": "distill", "teacher": "teacher",
+         "model": {"arch": "mlp", "hidden": [64]}, "compare_without_teacher": False, **mlp},
+    ]}, "big.yaml")
+    # execute
+    summary = run_pipeline(cfg, tmp_path, progress=False, log=lambda m: None)
+    write_report(summary.root)
+    # assert: one line in the log, the same words in the metrics and the report
+    warning = summary.manifest["stages"]["student"]["metrics"]["warning"]
+    assert "more than its teacher's" in warning
+    logged = [ln for ln in capsys.readouterr().err.splitlines() if "more than" in ln]
+    assert logged == [f"warning: student: {warning}"]
+    assert f"- `student`: {warning}" in (summary.root / "report.md").read_text()
+    assert summary.manifest["stages"]["teacher"]["metrics"].get("warning") is None

@@ -56,3 +56,34 @@ def test_early_stopping_keeps_the_best_epoch(digits):
     best = max(h["val_accuracy_pct"] for h in res.history)
     assert res.best_val_accuracy_pct == best
     assert res.history[res.best_epoch - 1]["val_accuracy_pct"] == best
+
+
+def test_without_a_terminal_each_epoch_prints_a_plain_line(digits, capsys, monkeypatch):
+    # setup: stderr is captured (not a terminal); every epoch due for a line
+    import compress.trainer.training as training
+
+    monkeypatch.setattr(training, "PLAIN_PROGRESS_EVERY_S", 0.0)
+    torch.manual_seed(0)
+    model = build_model(MLP, digits.input_shape, digits.num_classes)
+    opts = TrainOptions(epochs=2, batch_size=256, lr=0.01, device="cpu")
+    # execute
+    fit(model, digits, opts, progress=True, desc="teacher")
+    # assert
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("teacher:")]
+    assert [ln.split(",")[0] for ln in lines] == [f"teacher: epoch {e}/2" for e in (1, 2)]
+    assert "val acc" in lines[-1] and "train loss" in lines[-1]
+
+
+def test_plain_progress_is_throttled_but_keeps_the_first_and_last_epoch(capsys):
+    from compress.trainer.training import PlainProgress
+
+    progress = PlainProgress("student", epochs=50, every_s=3600)
+    for epoch in range(1, 51):
+        progress.epoch(epoch, 0.5, 90.0, stopping=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln.split(",")[0] for ln in lines] == ["student: epoch 1/50", "student: epoch 50/50"]
+
+
+def test_no_progress_prints_nothing(digits, capsys):
+    _fit(digits, epochs=1)
+    assert "epoch" not in capsys.readouterr().err
