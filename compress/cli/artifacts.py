@@ -18,15 +18,18 @@ FORMAT_OPTION = click.option(
 @click.command("inspect")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="print everything as JSON")
-def inspect_command(model: Path, as_json: bool) -> None:
+@click.option("--mobile", is_flag=True, help="also run onnxruntime's mobile usability checker "
+              "on an .onnx file (NNAPI, CoreML MLProgram, CoreML NeuralNetwork coverage)")
+def inspect_command(model: Path, as_json: bool, mobile: bool) -> None:
     """Describe the ONNX (or .ort) file MODEL: opsets, IR version, inputs and outputs,
-    parameters, size, op histogram, share of weights in int8, compress.* metadata and the
-    oldest onnxruntime that loads it. Works on any ONNX file."""
+    parameters, size, op histogram, share of weights in int8, compress.* metadata, the
+    oldest onnxruntime that loads it and, for a `target: mobile` build (or with --mobile), how
+    many nodes each mobile EP can run. Works on any ONNX file."""
     import json
 
     from compress.onnx.inspection import format_inspection, inspect_file
 
-    info = inspect_file(model)
+    info = inspect_file(model, mobile=mobile)
     click.echo(json.dumps(info, indent=2, default=str) if as_json else format_inspection(info))
 
 

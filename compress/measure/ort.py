@@ -47,8 +47,15 @@ def make_session(path: str | Path, threads: int = 0, mem_arena: bool = True):
 
 
 def predict(session, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Logits for every row of `x`, run in batches."""
+    """Logits for every row of `x`, run in batches (of the model's own batch size when its input
+    shape is fixed, as a mobile build's is)."""
     name = session.get_inputs()[0].name
+    fixed = session.get_inputs()[0].shape[0]
+    if isinstance(fixed, int):
+        batch = fixed
+        if len(x) % fixed:  # the last batch padded with copies of the first row, then cut
+            pad = np.repeat(x[:1], fixed - len(x) % fixed, axis=0)
+            return predict(session, np.concatenate([x, pad]), batch)[: len(x)]
     outs = [session.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
     return np.concatenate(outs)
 

@@ -149,8 +149,10 @@ def _ort_info(path: Path, buf: bytearray) -> dict:
     }
 
 
-def inspect_file(path: str | Path) -> dict[str, object]:
-    """Everything `compress inspect` shows, as a dict (the `--json` output)."""
+def inspect_file(path: str | Path, mobile: bool = False) -> dict[str, object]:
+    """Everything `compress inspect` shows, as a dict (the `--json` output). `mobile`: run
+    onnxruntime's mobile usability checker on an ONNX file; a `target: mobile` build carries
+    the checker's result in its metadata either way."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a model file" if path.is_dir() else "file not found"
@@ -165,7 +167,14 @@ def inspect_file(path: str | Path) -> dict[str, object]:
     is_ort = len(buf) >= 8 and fbs.InferenceSession.InferenceSession.\
         InferenceSessionBufferHasIdentifier(buf, 0)
     info = _ort_info(path, buf) if is_ort else _onnx_info(path)
-    return {"path": str(path), "size_bytes": len(head), **info, "weights_counted": COUNTING}
+    target = info["metadata"].get("compress.target")
+    usability = target.get("usability") if isinstance(target, dict) else None
+    if mobile and not is_ort:
+        from compress.onnx.mobile import check_usability
+
+        usability = check_usability(path)
+    return {"path": str(path), "size_bytes": len(head), **info, "weights_counted": COUNTING,
+            "mobile_usability": usability}
 
 
 def format_inspection(info: dict) -> str:
@@ -187,6 +196,11 @@ def format_inspection(info: dict) -> str:
         f"onnxruntime    >= {mo['version']}  ({mo['why']}; {mo['reference']})",
         "ops            " + ", ".join(f"{k} x{v}" for k, v in info["ops"].items()),
     ]
+    if info.get("mobile_usability"):
+        from compress.onnx.mobile import coverage_text
+
+        lines.append("mobile EPs     " + coverage_text(info["mobile_usability"])
+                     + "  (onnxruntime's mobile usability checker)")
     meta = info["metadata"]
     lines.append("metadata       " + ("(none)" if not meta else ""))
     for key, value in meta.items():

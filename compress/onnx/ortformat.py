@@ -16,12 +16,16 @@ from compress.errors import StageError
 from compress.measure import ort as ort_measure
 
 
-def convert_to_ort(onnx_path: Path, out_dir: Path, source: dict | None = None
+def convert_to_ort(onnx_path: Path, out_dir: Path, source: dict | None = None,
+                   runtime_optimizations: bool = False, extra_meta: dict | None = None
                    ) -> tuple[Path, Path]:
     """Convert with onnxruntime's tool ('Fixed' optimizations, no NCHWc: portable across CPUs);
     returns (model.ort, model.required_operators.config) under `out_dir`. The .ort keeps the
-    ONNX file's metadata, with `compress.source` replaced by `source` when given and the
-    oldest runtime set to this one (older runtimes need not read a newer ORT format)."""
+    ONNX file's metadata, with `compress.source` replaced by `source` when given, `extra_meta`
+    added and the oldest runtime set to this one (older runtimes need not read a newer ORT
+    format). `runtime_optimizations`: ORT's 'Runtime' style, which ORT recommends for NNAPI and
+    CoreML: the graph keeps its QDQ node groups for those EPs, and the fusions the CPU EP would
+    make are saved beside it and applied only to the nodes the CPU EP ends up running."""
     import onnxruntime as ort
     from onnxruntime.tools.convert_onnx_models_to_ort import (
         OptimizationStyle,
@@ -37,9 +41,13 @@ def convert_to_ort(onnx_path: Path, out_dir: Path, source: dict | None = None
         meta = ort_measure.read_metadata(src)
         if source is not None:
             meta["compress.source"] = source
-        meta["compress.format"] = {"format": "ort", "converter": "onnxruntime.tools."
-                                   f"convert_onnx_models_to_ort (onnxruntime {ort.__version__})",
-                                   "optimization": "Fixed, level all, no NchwcTransformer"}
+        meta.update(extra_meta or {})
+        style = OptimizationStyle.Runtime if runtime_optimizations else OptimizationStyle.Fixed
+        meta["compress.format"] = {
+            "format": "ort", "converter": "onnxruntime.tools."
+            f"convert_onnx_models_to_ort (onnxruntime {ort.__version__})",
+            "optimization": ("Runtime: basic level saved, the rest recorded for the CPU EP"
+                             if runtime_optimizations else "Fixed, level all, no NchwcTransformer")}
         set_metadata(src, meta, min_ort=min_onnxruntime(0, {}, ort_format_by=ort.__version__))
         chatter = io.StringIO()
         # The tool narrates on stdout and logs at INFO where it wrote the config: not news here.
@@ -47,12 +55,14 @@ def convert_to_ort(onnx_path: Path, out_dir: Path, source: dict | None = None
         try:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 convert_onnx_models_to_ort(src, Path(tmp) / "out",
-                                           optimization_styles=[OptimizationStyle.Fixed])
+                                           optimization_styles=[style])
         except Exception as e:  # the converter raises whatever ORT raised
             raise StageError(f"{onnx_path}: onnxruntime's ORT-format converter failed "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
         made = Path(tmp) / "out"
-        ort_file, config = made / "model.ort", made / "model.required_operators.config"
+        opt = ".with_runtime_opt" if runtime_optimizations else ""
+        ort_file = made / f"model{opt}.ort"
+        config = made / f"model.required_operators{opt}.config"
         if not ort_file.is_file() or not config.is_file():
             raise StageError(f"{onnx_path}: the converter wrote no .ort file "
                              f"({chatter.getvalue().strip()[-200:]})")

@@ -50,9 +50,18 @@ class Setting:
     # 7-bit weights: on x86 without VNNI, u8 x s8 products are summed in pairs into int16
     # (vpmaddubsw), which can saturate; one bit less of weight range avoids it.
     reduce_range: bool = False
+    # Op types whose weights get per-channel scales when per_channel is on; None = every op ORT
+    # quantizes per channel. NNAPI takes per-channel weights for Conv only (its FULLY_CONNECTED
+    # has no per-channel operand type), so a mobile build keeps Gemm/MatMul per tensor.
+    per_channel_ops: tuple[str, ...] | None = None
+    tag: str = ""  # appended to the name, to tell settings of another target apart
 
     @property
     def name(self) -> str:
+        return self._base_name + (f"-{self.tag}" if self.tag else "")
+
+    @property
+    def _base_name(self) -> str:
         suffix = "-w7" if self.reduce_range else ""
         if self.mode == "dynamic":
             return f"dynamic-{self.fmt}-w8" if not suffix else f"dynamic-{self.fmt}{suffix}"
@@ -132,6 +141,14 @@ class Quantizer:
             extra["CalibPercentile"] = self.calib.percentile
         return {"calibrate_method": method, "extra_options": extra}
 
+    def _per_tensor_overrides(self, setting: Setting) -> dict:
+        """ORT's TensorQuantOverrides forcing one symmetric scale on the weights of the op types
+        that `setting.per_channel_ops` leaves out."""
+        if not setting.per_channel or setting.per_channel_ops is None:
+            return {}
+        return {w: [{"symmetric": True}]
+                for w in _weights_of(self.float_path, setting.per_channel_ops)}
+
     def quantize(self, setting: Setting, out: Path, exclude: list[str] = (),
                  op_types: list[str] | None = None) -> Path:
         """`setting` applied to the float model, written to `out`; `exclude` names nodes left in
@@ -156,6 +173,10 @@ class Quantizer:
                 else:
                     self.reader.rewind()
                     args = self._calibration_args()
+                    overrides = self._per_tensor_overrides(setting)
+                    if overrides:
+                        args["extra_options"] = {**args["extra_options"],
+                                                 "TensorQuantOverrides": overrides}
                     quantize_static(
                         str(self.float_path), str(out), self.reader, quant_format=fmt,
                         per_channel=setting.per_channel, reduce_range=setting.reduce_range,
@@ -170,6 +191,15 @@ class Quantizer:
         except Exception as e:
             raise StageError(f"ORT quantization ({setting.name}) failed: {str(e)[:300]}") from e
         return out
+
+
+def _weights_of(path: Path, skip_ops: tuple[str, ...]) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name for i in graph.initializer}
+    return [n.input[1] for n in graph.node if n.op_type in _WEIGHTED_OPS
+            and n.op_type not in skip_ops and len(n.input) > 1 and n.input[1] in inits]
 
 
 def node_sensitivity(float_path: Path, qdq_path: Path, x: np.ndarray, input_name: str,

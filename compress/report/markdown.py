@@ -234,6 +234,11 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
         lines += ["", f"Stage energy, total {fmt_joules(total)}{co2} (each figure as measured "
                   f"when its stage ran; cached stages keep it): {'; '.join(methods)}. "
                   f"Why: {energy_rows[0]['why']}."]
+    from compress.report.targets import targets_table  # it formats with this module's helpers
+
+    targets = targets_table(manifest)
+    if targets:
+        lines += ["", *targets]
     for sid, bench in benches.items():
         lines += ["", f"## Benchmark `{sid}`", "", bench_table(bench)]
     gates = manifest.get("gates")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from compress import artifacts
 from compress.errors import StageError
@@ -26,13 +26,20 @@ from compress.onnx.contract import (
     set_metadata,
     source_of,
 )
+from compress.onnx.mobile import (
+    MOBILE_MAX_OPSET,
+    TargetOptions,
+    finish_mobile,
+    fixed_shape,
+    target_metric_names,
+)
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
 METRICS = ("ort_test_accuracy_pct", "torch_test_accuracy_pct", "parity_max_abs_diff",
            "parity_samples", "params", "opset", "size_bytes")
 
 
-class ExportConfig(StageConfig):
+class ExportConfig(StageConfig, TargetOptions):
     stage: Literal["export"] = "export"
     input: str = Field(description="id of the stage whose checkpoint is exported")
     opset: int = Field(18, ge=18, le=23, description="ONNX opset (the exporter needs >= 18)")
@@ -42,9 +49,21 @@ class ExportConfig(StageConfig):
 
     references = {"input": {"checkpoint"}}
 
+    @model_validator(mode="after")
+    def _mobile_opset(self):
+        if self.target == "mobile" and self.opset > MOBILE_MAX_OPSET:
+            raise ValueError(f"target: mobile needs opset <= {MOBILE_MAX_OPSET} (what the "
+                             f"onnxruntime mobile packages load), not {self.opset}")
+        return self
 
 
-@register_stage(ExportConfig, produces="onnx", metrics=lambda cfg: METRICS)
+
+def _metric_names(cfg: ExportConfig) -> tuple[str, ...]:
+    # A cpu export records no target metrics: the teacher's export is the baseline, not a build.
+    return METRICS + (target_metric_names(cfg) if cfg.target == "mobile" else ())
+
+
+@register_stage(ExportConfig, produces="onnx", metrics=_metric_names)
 def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
     import onnx
 
@@ -57,6 +76,7 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
             f"checkpoint {src.path} expects inputs {ckpt['input_shape']} but the data gives "
             f"{data.input_shape}; export it with the data it was trained on"
         )
+    shape = fixed_shape(cfg, data.input_shape, ctx.stage_id) if cfg.target == "mobile" else None
     out = ctx.out_dir / "model.onnx"
     export_onnx(model, torch.as_tensor(data.x_test[:2]), out, cfg.opset)
     try:
@@ -89,5 +109,15 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
     set_metadata(out, contract_metadata(
         ckpt, data, accuracy_entry(metrics, ort_acc, len(data.y_test)),
         source_of(ctx, src, checkpoint_sha256=src.sha256)))
+    if shape is not None:
+        dynamic = ctx.out_dir / "dynamic.onnx"  # removed below: the fixed model is the artifact
+        out.replace(dynamic)
+        target, target_meta = finish_mobile(dynamic, out, shape, data.x_test, ctx.stage_id)
+        dynamic.unlink()
+        metrics.update(target)
+        meta = ort_measure.read_metadata(out)
+        meta["compress.target"] = target_meta
+        meta["compress.input"] = {**meta["compress.input"], "shape": shape}
+        set_metadata(out, meta)
     metrics["size_bytes"] = out.stat().st_size
     return StageResult(primary="model.onnx", metrics=metrics)

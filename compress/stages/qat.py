@@ -13,7 +13,7 @@ import shutil
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from compress import artifacts
 from compress.measure import ort as ort_measure
@@ -25,6 +25,13 @@ from compress.onnx.contract import (
     source_of,
 )
 from compress.onnx.inspection import int8_weight_fraction
+from compress.onnx.mobile import (
+    TargetOptions,
+    cpu_target_metrics,
+    finish_mobile,
+    fixed_shape,
+    target_metric_names,
+)
 from compress.onnx.quantization import (
     CalibrationConfig,
     Quantizer,
@@ -44,7 +51,7 @@ from compress.trainer.training import (
 )
 
 
-class QatConfig(StageConfig, TrainOptions, DistillOptions):
+class QatConfig(StageConfig, TrainOptions, DistillOptions, TargetOptions):
     stage: Literal["qat"] = "qat"
     input: str = Field(description="id of the stage whose checkpoint is fine-tuned")
     teacher: str | None = Field(None, description="checkpoint to distill from; null = labels")
@@ -57,6 +64,14 @@ class QatConfig(StageConfig, TrainOptions, DistillOptions):
 
     references = {"input": {"checkpoint"}, "teacher": {"checkpoint"}}
 
+    @model_validator(mode="after")
+    def _fits_target(self):
+        if self.target == "mobile" and (self.activation_type, self.format) != ("uint8", "qdq"):
+            raise ValueError("target: mobile needs activation_type: uint8 and format: qdq (what "
+                             "NNAPI runs), not "
+                             f"{self.activation_type} / {self.format}")
+        return self
+
 
 METRICS = ("test_accuracy_pct", "val_accuracy_pct", "input_test_accuracy_pct",
            "fake_quant_test_accuracy_pct", "setting", "best_epoch", "train_wall_time_s",
@@ -64,10 +79,12 @@ METRICS = ("test_accuracy_pct", "val_accuracy_pct", "input_test_accuracy_pct",
            "accuracy_change_pts", "int8_weight_fraction", "size_bytes")
 
 
-@register_stage(QatConfig, produces="onnx", metrics=lambda cfg: METRICS)
+@register_stage(QatConfig, produces="onnx",
+                metrics=lambda cfg: METRICS + target_metric_names(cfg))
 def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     src = ctx.inputs[cfg.input]
+    shape = fixed_shape(cfg, data.input_shape, ctx.stage_id) if cfg.target == "mobile" else None
     model, ckpt = load_model(src.path, data.input_shape)
     device = resolve_device(cfg.device)
     before = accuracy_pct(predict_logits(model, data.x_test, device), data.y_test)
@@ -95,9 +112,16 @@ def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
     input_name = fp32_session.get_inputs()[0].name
     quantizer = Quantizer(work / "float.onnx", work, cfg.calibration,
                           calibration_sample(data.x_train, cfg.calibration), input_name)
-    setting = Setting("static", cfg.activation_type, cfg.format)
     out = ctx.out_dir / "model.onnx"
-    shutil.copyfile(quantizer.quantize(setting, work / "int8.onnx"), out)
+    target_meta = None
+    if shape is not None:  # per-channel weights on Conv only: NNAPI's FULLY_CONNECTED has none
+        setting = Setting("static", "uint8", "qdq", per_channel_ops=("Conv",), tag="convpc")
+        target, target_meta = finish_mobile(quantizer.quantize(setting, work / "int8.onnx"), out,
+                                            shape, data.x_test, ctx.stage_id)
+    else:
+        setting = Setting("static", cfg.activation_type, cfg.format)
+        shutil.copyfile(quantizer.quantize(setting, work / "int8.onnx"), out)
+        target = cpu_target_metrics(out)
 
     session = ort_measure.make_session(out, 1)
     metrics = {
@@ -114,12 +138,17 @@ def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
     }
     metrics["accuracy_change_pts"] = round(metrics["test_accuracy_pct"] - before, 4)
     metrics["int8_weight_fraction"] = round(int8_weight_fraction(out), 4)
+    metrics.update(target)
     del session
     meta_metrics = accuracy_entry(metrics, metrics["test_accuracy_pct"], len(data.y_test))
-    set_metadata(out, contract_metadata(ckpt, data, meta_metrics, source_of(
+    meta = contract_metadata(ckpt, data, meta_metrics, source_of(
         ctx, src, checkpoint_sha256=src.sha256)) | {
         "compress.quantization": {"setting": setting.name, "mode": "qat",
-                                  "calibration": cfg.calibration.model_dump(mode="json")}})
+                                  "calibration": cfg.calibration.model_dump(mode="json")}}
+    if target_meta:
+        meta["compress.target"] = target_meta
+        meta["compress.input"] = {**meta["compress.input"], "shape": shape}
+    set_metadata(out, meta)
     metrics["size_bytes"] = out.stat().st_size
     artifacts.write_json(ctx.out_dir / "qat.json", {"history": result.history,
                                                     "metrics": metrics})

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from compress import artifacts
 from compress.measure import ort as ort_measure
@@ -24,6 +24,14 @@ from compress.measure.ort import batch_of
 from compress.measure.system import cpu_info
 from compress.onnx.contract import accuracy_entry, set_metadata, source_of
 from compress.onnx.inspection import int8_weight_fraction
+from compress.onnx.mobile import (
+    TargetOptions,
+    cpu_target_metrics,
+    declared_batch,
+    finish_mobile,
+    fixed_shape,
+    target_metric_names,
+)
 from compress.onnx.quantization import (
     RECURRENT_OPS,
     CalibrationConfig,
@@ -39,7 +47,7 @@ from compress.onnx.quantization import (
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
 
-class QuantizeConfig(StageConfig):
+class QuantizeConfig(StageConfig, TargetOptions):
     stage: Literal["quantize"] = "quantize"
     input: str = Field(description="id of the stage whose ONNX model is quantized")
     mode: Literal["static", "dynamic"] = Field(
@@ -85,11 +93,34 @@ class QuantizeConfig(StageConfig):
             raise ValueError("every batch size must be >= 1")
         return v
 
+    @model_validator(mode="after")
+    def _fits_target(self):
+        if self.target != "mobile":
+            return self
+        # NNAPI runs u8 activations x s8 symmetric weights in QDQ form only (ORT's NNAPI EP
+        # op_support_helpers: "TODO, add support of s8s8"); dynamic and QOperator int8 ops are
+        # not in any mobile EP's op list.
+        wrong = {"mode": (self.mode, "static"), "format": (self.format, "qdq"),
+                 "activation_type": (self.activation_type, "uint8"),
+                 "reduce_range": (self.reduce_range, "false")}
+        for name, (value, fits) in wrong.items():
+            if value not in (fits, "auto"):
+                raise ValueError(f"target: mobile needs {name}: {fits} (or auto), not {value}")
+        return self
+
 
 def candidate_settings(cfg: QuantizeConfig, ops: dict[str, int] | None = None) -> list[Setting]:
     """The settings measured. `ops` (op type counts of the float model): static QDQ leaves
     recurrent ops float (ORT has no QDQ GRU/LSTM) while dynamic has an int8 LSTM and MatMul, so
     models with those ops get the dynamic settings as candidates too."""
+    if cfg.target == "mobile":
+        # uint8 activations x symmetric int8 weights in QDQ; per channel on Conv only (NNAPI's
+        # FULLY_CONNECTED has no per-channel weights) or per tensor everywhere: measured.
+        per_tensor = Setting("static", "uint8", "qdq", False, tag="pt")
+        if not cfg.per_channel:
+            return [per_tensor]
+        return [Setting("static", "uint8", "qdq", True, per_channel_ops=("Conv",),
+                        tag="convpc"), per_tensor]
     ranges = {"auto": [False, True], "true": [True], "false": [False]}[cfg.reduce_range]
     dynamic = [Setting("dynamic", "uint8", "qoperator", cfg.per_channel, r) for r in ranges]
     if cfg.mode == "dynamic":
@@ -153,7 +184,7 @@ def _score(lat: dict) -> float:
 
 
 
-def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials) -> dict:
+def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials, batches) -> dict:
     """Exclude the most quantization-sensitive nodes one at a time until the val-accuracy budget
     holds or the node budget is spent; every trial is recorded, the best one kept."""
     qdq = Setting(setting.mode, setting.activation_type, "qdq", setting.per_channel)
@@ -165,7 +196,7 @@ def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials) ->
         path = quantizer.quantize(setting, work / f"trial{len(excluded)}.onnx", excluded)
         trial = {"setting": setting.name, "excluded_nodes": list(excluded),
                  "excluded_sqnr_db": node["sqnr_db"], "path": path, **ev.evaluate(path)}
-        trial["latency"] = ev.speedups({"trial": path}, cfg.select_batch_sizes,
+        trial["latency"] = ev.speedups({"trial": path}, batches,
                                        cfg.select_time_s / 2)["trial"]
         trials.append(trial)
         if (trial["val_accuracy_pct"], -len(excluded)) > (best["val_accuracy_pct"],
@@ -182,7 +213,14 @@ def metric_names(cfg: QuantizeConfig) -> tuple[str, ...]:
             "fp32_val_accuracy_pct", "accuracy_drop_pts", "setting", "excluded_nodes",
             "faster_than_fp32", "int8_weight_fraction", "size_bytes", "fp32_size_bytes",
             "calibration_method", "quantization_mode", "int8_ops", "float_ops", "note",
-            *(f"speedup_vs_fp32_b{b}" for b in cfg.select_batch_sizes))
+            *(f"speedup_vs_fp32_b{b}" for b in _select_batches(cfg)), *target_metric_names(cfg))
+
+
+def _select_batches(cfg: QuantizeConfig, shape: list[int] | None = None) -> list[int]:
+    """A mobile build is timed at the batch size it is fixed to (1 unless input_shape says)."""
+    if cfg.target != "mobile":
+        return cfg.select_batch_sizes
+    return [shape[0] if shape else (cfg.input_shape or [1])[0]]
 
 
 @register_stage(QuantizeConfig, produces="onnx", metrics=metric_names)
@@ -191,13 +229,18 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     src = ctx.inputs[cfg.input]
     check = ort_measure.make_session(src.path, 1)
     ort_measure.check_input_shape(check, data.input_shape, src.path)
+    shape = fixed_shape(cfg, data.input_shape, ctx.stage_id) if cfg.target == "mobile" else None
+    batches = _select_batches(cfg, shape)
+    calibration = cfg.calibration
+    if declared_batch(check):  # a model fixed to batch b can only be calibrated b at a time
+        calibration = calibration.model_copy(update={"batch_size": declared_batch(check)})
     work = ctx.out_dir / "work"
     work.mkdir()
     float_path = work / "float.onnx"
     preprocess(src.path, float_path)
     ev = _Evaluator(cfg, data, src.path)
-    x_calib = calibration_sample(data.x_train, cfg.calibration)
-    quantizer = Quantizer(float_path, work, cfg.calibration, x_calib, ev.input)
+    x_calib = calibration_sample(data.x_train, calibration)
+    quantizer = Quantizer(float_path, work, calibration, x_calib, ev.input)
     settings = candidate_settings(cfg, op_counts(float_path))
 
     candidates = []
@@ -205,7 +248,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         path = quantizer.quantize(setting, work / f"{setting.name}.onnx")
         candidates.append({"setting": setting.name, "excluded_nodes": [], "path": path,
                            **ev.evaluate(path)})
-    lat = ev.speedups({c["setting"]: c["path"] for c in candidates}, cfg.select_batch_sizes,
+    lat = ev.speedups({c["setting"]: c["path"] for c in candidates}, batches,
                       cfg.select_time_s)
     for c in candidates:
         c["latency"], c["speedup_score"] = lat[c["setting"]], round(_score(lat[c["setting"]]), 4)
@@ -220,13 +263,14 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         chosen = max(near, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
         why = (f"most accurate (val) of the settings within {cfg.select_tolerance_pct:g} % of "
                "the fastest (geometric-mean speed-up over fp32 at batch sizes "
-               f"{cfg.select_batch_sizes})"
+               f"{batches})"
                + ("" if budget is None else f", within the {budget} pt val-accuracy budget"))
     else:
         start = max(candidates, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
         setting = next(s for s in settings if s.name == start["setting"])
         x_debug = calibration_sample(data.x_val, cfg.calibration)[:256]
-        chosen = _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, start, trials)
+        chosen = _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, start, trials,
+                                 batches)
         within = chosen["val_drop_pts"] <= budget
         why = (f"no setting met the {budget} pt val-accuracy budget; accuracy-aware search "
                f"excluded {len(chosen['excluded_nodes'])} node(s) from quantization and "
@@ -234,13 +278,19 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
                                           "(quantization-aware fine-tuning) may"))
 
     out = ctx.out_dir / "model.onnx"
-    shutil.copyfile(chosen["path"], out)
+    target_meta = None
+    if cfg.target == "mobile":
+        target, target_meta = finish_mobile(chosen["path"], out, shape, data.x_test,
+                                            ctx.stage_id)
+    else:
+        shutil.copyfile(chosen["path"], out)
+        target = cpu_target_metrics(out)
     chosen_lat = chosen.get("latency") or {}
     faster = bool(chosen_lat) and all(v["speedup"] > 1 for v in chosen_lat.values())
     dynamic = chosen["setting"].startswith("dynamic")
     ops = int8_ops(out)
     warning = None
-    if not faster:
+    if not faster and cfg.target == "cpu":
         warning = (f"the int8 model ({chosen['setting']}) is not faster than fp32 at every batch "
                    f"size on this CPU ({_speedups_text(chosen_lat)}): int8 kernels do not pay off "
                    "for this model here; keep fp32 or make the model larger per op")
@@ -266,6 +316,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     }
     for key, v in chosen_lat.items():
         metrics[f"speedup_vs_fp32_{key}"] = v["speedup"]
+    metrics.update(target)
 
     meta = ort_measure.read_metadata(src.path)
     meta["compress.metrics"] = accuracy_entry(metrics, chosen["test_accuracy_pct"],
@@ -275,6 +326,9 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
                                      "per_channel": cfg.per_channel,
                                      "calibration": cfg.calibration.model_dump(mode="json"),
                                      "excluded_nodes": chosen["excluded_nodes"]}
+    if target_meta:
+        meta["compress.target"] = target_meta
+        meta["compress.input"] = {**meta.get("compress.input", {}), "shape": shape}
     set_metadata(out, meta)
     metrics["size_bytes"] = out.stat().st_size
 
@@ -285,6 +339,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         "chosen": public(chosen), "why": why, "warning": warning,
         "fp32": {"val_accuracy_pct": ev.fp32_val, "test_accuracy_pct": ev.fp32_test},
         "candidates": [public(c) for c in candidates], "trials": [public(t) for t in trials],
+        "target": target_meta or {"target": "cpu"},
         "method": {"accuracy": "ORT CPU, argmax over the whole val/test split; decisions on val",
                    "latency": f"p50 of session.run, interleaved with fp32, {cfg.threads} thread(s)",
                    "sensitivity": "SQNR of each node's output, int8 vs fp32 (qdq_loss_debug)"},
