@@ -202,3 +202,38 @@ def measure_interleaved(
     # functools.partial calls session.run from C: no Python frame added inside the timed region.
     candidates = {n: functools.partial(s.run, None, feeds[n]) for n, s in sessions.items()}
     return measure_callables(candidates, *args, **kwargs)
+
+
+def measure_input_sequence(
+    sessions: dict[str, object],
+    feeds: list[dict[str, np.ndarray]],
+    warmup_feeds: int = 5,
+    min_passes: int = 1,
+    min_time_s: float = 2.0,
+    max_time_s: float = 120.0,
+) -> dict[str, LatencyStats]:
+    """Latency over a distribution of inputs (sentences at their own lengths, batches padded to
+    their own longest): every session runs every feed, in passes over `feeds`, interleaved
+    feed by feed (the order of sessions rotating) so drift hits all alike. Passes repeat until
+    `min_passes` are done and `min_time_s` of wall time has passed, or `max_time_s` has; the
+    stats are over all calls, one per feed and pass."""
+    names = list(sessions)
+    runs = {n: [functools.partial(sessions[n].run, None, f) for f in feeds] for n in names}
+    for n in names:
+        for run in runs[n][:warmup_feeds]:
+            run()
+    times: dict[str, list[int]] = {n: [] for n in names}
+    start, passes, i = time.perf_counter(), 0, 0
+    while True:
+        elapsed = time.perf_counter() - start
+        if (passes >= min_passes and elapsed >= min_time_s) or (passes and elapsed > max_time_s):
+            break
+        for j in range(len(feeds)):
+            k = i % len(names)
+            for n in names[k:] + names[:k]:
+                t0 = time.perf_counter_ns()
+                runs[n][j]()
+                times[n].append(time.perf_counter_ns() - t0)
+            i += 1
+        passes += 1
+    return {n: summarize(times[n]) for n in names}

@@ -153,6 +153,7 @@ class Quantizer:
                  op_types: list[str] | None = None) -> Path:
         """`setting` applied to the float model, written to `out`; `exclude` names nodes left in
         float, `op_types` (None = ORT's default set) the op types quantized at all."""
+        import onnx
         from onnxruntime.quantization import (
             QuantFormat,
             QuantType,
@@ -169,7 +170,10 @@ class Quantizer:
                                      per_channel=setting.per_channel, weight_type=QuantType.QInt8,
                                      reduce_range=setting.reduce_range,
                                      nodes_to_exclude=list(exclude) or None,
-                                     op_types_to_quantize=op_types)
+                                     op_types_to_quantize=op_types,
+                                     # ORT's shape inference leaves the outputs of contrib ops
+                                     # (a fused Attention) untyped: they are float.
+                                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
                 else:
                     self.reader.rewind()
                     args = self._calibration_args()

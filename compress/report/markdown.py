@@ -241,6 +241,12 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
         lines += ["", *targets]
     for sid, bench in benches.items():
         lines += ["", f"## Benchmark `{sid}`", "", bench_table(bench)]
+    from compress.report.text import embed_bench_table
+
+    for sid, st in manifest["stages"].items():
+        if st["stage"] == "embed_bench" and (root / sid / "bench.json").is_file():
+            lines += ["", f"## Sentence encoders: bench `{sid}`", "",
+                      embed_bench_table(read_json(root / sid / "bench.json"))]
     gates = manifest.get("gates")
     if gates:
         lines += ["", "## Gates", "", "| gate | wanted | measured | result | note |",

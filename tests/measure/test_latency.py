@@ -103,3 +103,27 @@ def test_cache_sizes_read_sysfs_sizes():
 
     assert _size_bytes("48K\n") == 48 * 1024 and _size_bytes("107520K") == 105 * 1024**2
     assert _size_bytes("2M") == 2 * 1024**2 and _size_bytes("512") == 512
+
+
+def test_an_input_sequence_runs_every_feed_through_every_session_interleaved():
+    from compress.measure.latency import measure_input_sequence
+
+    # setup: sessions that record which feed they ran
+    calls = []
+
+    class Session:
+        def __init__(self, name):
+            self.name = name
+
+        def run(self, _outputs, feed):
+            calls.append((self.name, feed["i"]))
+
+    feeds = [{"i": i} for i in range(4)]
+    # execute
+    stats = measure_input_sequence({"a": Session("a"), "b": Session("b")}, feeds,
+                                   warmup_feeds=1, min_passes=2, min_time_s=0.0)
+    timed = calls[2:]  # after one warm-up feed each
+    # assert: 2 passes x 4 feeds each, feed by feed, the order of sessions rotating
+    assert stats["a"].runs == stats["b"].runs == 8
+    assert [i for _, i in timed] == [i for _ in range(2) for i in range(4) for _ in "ab"]
+    assert [n for n, _ in timed[:4]] == ["a", "b", "b", "a"]

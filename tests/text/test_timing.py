@@ -29,3 +29,30 @@ def test_feed_is_shorter_when_the_text_runs_out(tok):
     feed = full_length_feed(tok, SENTENCES[:1], 128)
     # assert
     assert 5 < feed["input_ids"].shape[1] < 128
+
+
+def test_sentence_feeds_are_one_sentence_each_at_its_own_length(tok):
+    from compress.text.encoder import tokenize
+    from compress.text.timing import sentence_feeds
+
+    # execute
+    feeds = sentence_feeds(tok, SENTENCES[:3])
+    # assert: no padding at all
+    assert [f["input_ids"].shape for f in feeds] == [tokenize(tok, [s])[0].shape
+                                                    for s in SENTENCES[:3]]
+    assert all(f["attention_mask"].all() for f in feeds)
+    assert len({f["input_ids"].shape[1] for f in feeds}) == 3
+
+
+def test_batch_feeds_pad_each_batch_to_its_own_longest(tok):
+    from compress.text.encoder import tokenize
+    from compress.text.timing import batch_feeds
+
+    # execute
+    feeds = batch_feeds(tok, SENTENCES[:7], 3)  # 2 full batches; the partial one is dropped
+    # assert
+    assert [f["input_ids"].shape[0] for f in feeds] == [3, 3]
+    for i, f in enumerate(feeds):
+        longest = max(tokenize(tok, [s])[0].shape[1] for s in SENTENCES[3 * i:3 * i + 3])
+        assert f["input_ids"].shape[1] == longest and not f["attention_mask"].all()
+    assert len(batch_feeds(tok, SENTENCES[:2], 3)) == 1  # fewer than a batch: one batch
