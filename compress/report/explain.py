@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.report.plots import DPI, LEGEND_BELOW
+from compress.report.plots import DPI
 
 METRIC_WORDS = {"spearman": "Spearman vs teacher", "topk_overlap": "top-k overlap",
                 "top_region_agreement": "top region agrees"}
@@ -113,8 +113,7 @@ def plot_fidelity(result: dict, path: Path) -> None:
                       label="reference: randomized teacher (shade: CI)"),
                Line2D([], [], color=styles["other_class"][0], linestyle=":",
                       label="reference: teacher, random other class")]
-    fig.legend(handles=handles, **{**LEGEND_BELOW, "bbox_to_anchor": (0.5, 0.0),
-                                   "loc": "upper center", "ncol": 2})
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     _save(fig, path)
 
 

@@ -187,6 +187,14 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
                   f"Why: {energy_rows[0]['why']}."]
     for sid, bench in benches.items():
         lines += ["", f"## Benchmark `{sid}`", "", bench_table(bench)]
+    for sid, st in manifest["stages"].items():
+        if st["stage"] == "explain":
+            from compress.report.explain import explain_markdown
+
+            lines += ["", f"## Attribution fidelity `{sid}`", "",
+                      explain_markdown(read_json(root / sid / "explain.json")), "",
+                      f"![attribution fidelity]({sid}/fidelity.png)", "",
+                      f"![attribution maps]({sid}/attribution_grid.png)"]
     gates = manifest.get("gates")
     if gates:
         lines += ["", "## Gates", "", "| gate | wanted | measured | result |", "|---|---|---|---|"]
