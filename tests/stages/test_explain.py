@@ -83,3 +83,47 @@ def test_model_with_another_input_is_refused(tiny_checkpoint, tiny_onnx, tmp_pat
     assert res.returncode == 2
     assert "takes inputs" in res.stderr and "the teacher 'm0' takes" in res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def _pipeline(gates: dict, with_explain: bool = True) -> dict:
+    stages = [
+        {"id": "teacher", "stage": "train", "model": {"arch": "mlp", "hidden": [8]}},
+        {"id": "teacher_onnx", "stage": "export", "input": "teacher"},
+        {"id": "student_onnx", "stage": "export", "input": "teacher"},
+    ]
+    if with_explain:
+        stages.append({"id": "explain", "stage": "explain", "teacher": "teacher",
+                       "models": ["teacher_onnx", "student_onnx"]})
+    return {"name": "g", "data": {"source": "digits"}, "stages": stages, "gates": gates}
+
+
+def test_fidelity_gate_reads_the_explain_stage():
+    # setup
+    from compress.config import parse_pipeline
+    from compress.gates import evaluate_gates
+
+    cfg = parse_pipeline(_pipeline({"min_attribution_fidelity": 0.5}), "g.yaml")
+    manifest = {"stages": {"explain": {"metrics": {"student_onnx.spearman": 0.42}}}}
+    # execute
+    [gate] = evaluate_gates(cfg, manifest, None)
+    # assert
+    assert gate["passed"] is False and gate["measured_value"] == 0.42
+    assert "student_onnx" in gate["gate"]
+
+
+def test_fidelity_gate_without_explain_stage_is_refused():
+    from compress.config import parse_pipeline
+    from compress.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_attribution_fidelity.*no explain stage"):
+        parse_pipeline(_pipeline({"min_attribution_fidelity": 0.5}, False), "g.yaml")
+
+
+def test_explain_needs_onnx_models_in_a_pipeline():
+    from compress.config import parse_pipeline
+    from compress.errors import ConfigError
+
+    raw = _pipeline({})
+    raw["stages"][-1]["models"] = ["teacher_onnx", "teacher"]
+    with pytest.raises(ConfigError, match="produces a checkpoint, but this field needs an ONNX"):
+        parse_pipeline(raw, "g.yaml")
