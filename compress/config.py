@@ -83,6 +83,12 @@ class GatesConfig(BaseModel):
     min_latency_speedup: float | None = Field(None, gt=0)
     min_size_reduction: float | None = Field(None, gt=0)
     max_latency_p50_ms: float | None = Field(None, gt=0)
+    min_attribution_fidelity: float | None = Field(
+        None, ge=-1, le=1, description="Spearman of the candidate's attribution maps against "
+        "the teacher's, read from the explain stage (candidate: `candidate` if that stage "
+        "explains it, else its last model)")
+    explain: str | None = Field(None, description="explain stage the fidelity gate reads; "
+                                "default: the last explain stage")
     speedups: list[SpeedupGate] = Field(
         default_factory=list, description="pairwise speed-ups, e.g. int8 vs its own fp32"
     )
@@ -228,7 +234,7 @@ def _check_metric_gate(metric: str, by_id: dict, source: str) -> None:
 _DATA_NOUN = {"arrays": "array data (inputs and labels: digits, mnist1d, npz)",
               "text": "text (sentences: pydoc)"}
 _KIND_NOUN = {"checkpoint": "a checkpoint", "onnx": "an ONNX model", "bench": "a benchmark",
-              "ort": "an ORT-format model"}
+              "ort": "an ORT-format model", "explain": "attribution maps"}
 
 
 def check_graph(cfg: PipelineConfig, source: str) -> None:
@@ -278,6 +284,14 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
     if g is not None:
         for m in g.metrics:
             _check_metric_gate(m.metric, by_id, source)
+        if g.min_attribution_fidelity is not None or g.explain:
+            from compress.gates import gate_explain
+
+            if gate_explain(cfg.stages, g) is None:
+                what = f"'{g.explain}' is not an explain stage" if g.explain else (
+                    "there is no explain stage")
+                raise ConfigError(f"{source}: gates, field 'min_attribution_fidelity': {what}; "
+                                  "the fidelity gate reads an explain stage")
         compares = any(v is not None for v in (g.min_accuracy_pct, g.max_accuracy_drop_pts,
                        g.min_latency_speedup, g.min_size_reduction, g.max_latency_p50_ms))
         if compares or g.bench or g.baseline or g.candidate or g.speedups:

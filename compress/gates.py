@@ -16,6 +16,23 @@ def gate_bench(stages: list, gates):
     return benches[-1] if benches else None
 
 
+def gate_explain(stages: list, gates):
+    """The explain stage the fidelity gate reads: the one named, else the last; None if none."""
+    explains = [s for s in stages if s.stage == "explain"]
+    if gates.explain:
+        return next((e for e in explains if e.id == gates.explain), None)
+    return explains[-1] if explains else None
+
+
+def _fidelity_gate(cfg, manifest: dict, add) -> None:
+    g = cfg.gates
+    ex = gate_explain(cfg.stages, g)
+    cand = g.candidate if g.candidate in ex.models[1:] else ex.models[-1]
+    value = _metric(manifest["stages"][ex.id]["metrics"], ex.id, f"{cand}.spearman")
+    add(f"attribution fidelity {cand} vs {ex.models[0]} (Spearman)", ">=",
+        g.min_attribution_fidelity, value)
+
+
 def _bench_models(cfg, manifest: dict) -> tuple[str, str, str, dict]:
     g = cfg.gates
     bench = gate_bench(cfg.stages, g)
@@ -100,6 +117,8 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
             slow = _metric(m, bench_id, f"{sg.than}.{setting}.{p50}")
             add(f"p50 speed-up {sg.model} vs {sg.than} ({setting}{cache})", ">=", sg.min,
                 slow / fast, "x")
+    if g.min_attribution_fidelity is not None:
+        _fidelity_gate(cfg, manifest, add)
     for mg in g.metrics:
         sid, name = mg.metric.split(".", 1)
         value = _metric(manifest["stages"][sid]["metrics"], sid, name)

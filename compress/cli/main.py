@@ -295,6 +295,30 @@ def bench(models: tuple[Path, ...], out: Path, data, **values) -> None:
 
 
 @cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@OUT_OPTION
+@click.option("--teacher", "teacher", required=True, type=click.Path(path_type=Path),
+              help="the teacher's checkpoint (model.pt) that the first MODEL was exported from")
+@click.option("--checkpoints", "checkpoints", multiple=True, type=click.Path(path_type=Path),
+              help="checkpoints also explained by --gradient (repeatable)")
+@click.option("--data", "data", type=YamlValue(), default=None,
+              help="data to explain on; default: the data in the first model's metadata")
+@config_options(stage_cls("explain"), skip={"id", "stage", "teacher", "models", "checkpoints"})
+def explain(models: tuple[Path, ...], out: Path, teacher: Path, checkpoints: tuple[Path, ...],
+            data, **values) -> None:
+    """Attribution fidelity of ONNX MODELS (the first: the teacher's export) against the
+    teacher, with the randomized-teacher and other-class sanity references."""
+    from compress.cli.explain import explain_inputs
+
+    names, data_cfg = explain_inputs(models, teacher, checkpoints, data)
+    cfg = build_config(stage_cls("explain"), "compress explain", {
+        "id": "explain", "teacher": "teacher", "models": [f"m{i}" for i in range(len(models))],
+        "checkpoints": [f"c{i}" for i in range(len(checkpoints))], **values})
+    run_standalone(cfg, data_cfg, names, out)
+    click.echo((out / "explain.md").read_text())
+
+
+@cli.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--summary", is_flag=True, help="print only the summary table and the paths")
 def report(folder: Path, summary: bool) -> None:

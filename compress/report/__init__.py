@@ -40,6 +40,7 @@ def write_report(root: str | Path, manifest: dict | None = None) -> dict[str, ob
         "stage_energy": stage_energy_rows(manifest),
         "stage_sizes": stage_size_rows(manifest),
         "benches": benches,
+        "explain": _explains(root, manifest),
         "stages": manifest["stages"],
         "gates": manifest.get("gates", []),
         "energy_config": manifest.get("energy"),
@@ -70,3 +71,11 @@ def _previous_plots(root: Path, digest: str) -> list[str] | None:
     if old.get("plots_input_sha256") != digest or not isinstance(plots, list):
         return None
     return plots if all((root / p).is_file() for p in plots) else None
+
+
+def _explains(root: Path, manifest: dict) -> dict:
+    """Every explain stage's explain.json, by stage id (attribution fidelity per model)."""
+    from compress import artifacts
+
+    return {sid: artifacts.read_json(root / sid / "explain.json")
+            for sid, st in manifest["stages"].items() if st["stage"] == "explain"}

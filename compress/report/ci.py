@@ -261,6 +261,9 @@ def compare_markdown(result: dict) -> str:
     head = ["model", "test acc", "size"]
     head += [f"p50 batch {b} (re-measured)" for b in result["batch_sizes"]]
     head += ["energy / inference (as benched)"]
+    fidelity = any(any(v is not None for v in r.get("attribution_spearman", []))
+                   for r in result["models"])
+    head += ["attribution Spearman vs teacher (explain)"] if fidelity else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["models"]:
         b, c = r["baseline_model"], r["candidate_model"]
@@ -277,6 +280,9 @@ def compare_markdown(result: dict) -> str:
         e = r["energy_mj_per_inference"]
         cells.append(f"{fmt_energy(e[0])} -> {fmt_energy(e[1])}"
                      + change(r["energy_change_pct"], " %") if e[0] and e[1] else "-")
+        if fidelity:
+            f = r.get("attribution_spearman", [None, None])
+            cells.append(" -> ".join("-" if v is None else f"{v:.3f}" for v in f))
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     if checks:
         lines += ["", "| check | wanted | measured | result |", "|---|---|---|---|"]

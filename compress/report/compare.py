@@ -173,6 +173,14 @@ def _energy(side: Side, model: str) -> dict | None:
     return next(iter(energy.values()), None)
 
 
+def _fidelity(side: Side, model: str) -> float | None:
+    """The model's attribution Spearman against the teacher, from the run's last explain stage
+    (None when the run has none or it did not explain that model)."""
+    explains = [st for st in side.manifest["stages"].values()
+                if isinstance(st, dict) and st.get("stage") == "explain"]
+    return explains[-1].get("metrics", {}).get(f"{model}.spearman") if explains else None
+
+
 def _pct(new: float | None, old: float | None) -> float | None:
     return None if new is None or not old else (new / old - 1) * 100
 
@@ -212,6 +220,7 @@ def compare_runs(baseline: str | Path, candidate: str | Path, cfg: CompareConfig
             "energy_method": [eb and eb["label"], ec and ec["label"]],
             "energy_change_pct": _pct(ec["mj_per_inference"], eb["mj_per_inference"])
             if same_method else None,
+            "attribution_spearman": [_fidelity(base, b), _fidelity(cand, c)],
         })
     checks = _checks(rows[0], cfg)
     return {

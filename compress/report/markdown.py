@@ -247,6 +247,16 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
         if st["stage"] == "embed_bench" and (root / sid / "bench.json").is_file():
             lines += ["", f"## Sentence encoders: bench `{sid}`", "",
                       embed_bench_table(read_json(root / sid / "bench.json"))]
+
+
+    for sid, st in manifest["stages"].items():
+        if st["stage"] == "explain":
+            from compress.report.explain import explain_markdown
+
+            lines += ["", f"## Attribution fidelity `{sid}`", "",
+                      explain_markdown(read_json(root / sid / "explain.json")), "",
+                      f"![attribution fidelity]({sid}/fidelity.png)", "",
+                      f"![attribution maps]({sid}/attribution_grid.png)"]
     gates = manifest.get("gates")
     if gates:
         lines += ["", "## Gates", "", "| gate | wanted | measured | result | note |",

@@ -18,6 +18,7 @@ from compress.stages import (  # noqa: F401  (text pipelines: compress.text)
     embed_quantize,
     pretrained,
 )
+from compress.stages import explain  # noqa: F401  (attribution fidelity)
 from compress.stages.base import (
     STAGES,
     Artifact,

@@ -47,8 +47,9 @@ class StageConfig(BaseModel):
 
 # What a stage hands on, by format: a self-describing checkpoint (compress.models.checkpoint),
 # an ONNX model with its contract in metadata_props (compress.onnx.contract), the same in ORT's
-# flatbuffer format (compress.onnx.ortformat), or a bench result (bench.json).
-ArtifactKind = Literal["checkpoint", "onnx", "ort", "bench"]
+# flatbuffer format (compress.onnx.ortformat), a bench result (bench.json), or an attribution
+# fidelity result (explain.json).
+ArtifactKind = Literal["checkpoint", "onnx", "ort", "bench", "explain"]
 ARTIFACT_KINDS: tuple[str, ...] = get_args(ArtifactKind)
 
 
