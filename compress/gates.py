@@ -31,16 +31,22 @@ def _metric(metrics: dict, stage_id: str, name: str):
     return metrics[name]
 
 
-def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
-    """Every gate as {gate, wanted, measured, passed}; raises ConfigError for unknown metrics."""
+def evaluate_gates(cfg, manifest: dict, root: Path, candidate: str | None = None) -> list[dict]:
+    """Every gate as {gate, wanted, measured, passed, models}; raises ConfigError for unknown
+    metrics. `candidate` replaces the gates' own (to ask whether another model would pass)."""
     g = cfg.gates
+    if candidate is not None:
+        g = g.model_copy(update={"candidate": candidate})
+        cfg = cfg.model_copy(update={"gates": g})
     results: list[dict] = []
 
-    def add(gate: str, op: str, wanted: float, measured: float, unit: str = "") -> None:
+    def add(gate: str, op: str, wanted: float, measured: float, unit: str = "",
+            models: tuple[str, ...] = ()) -> None:
         passed = measured >= wanted if op == ">=" else measured <= wanted
         results.append({
             "gate": gate, "wanted": f"{op} {wanted:g}{unit}",
             "measured": f"{measured:.4g}{unit}", "measured_value": measured, "passed": passed,
+            "models": list(models),  # the stages the gate judges (to choose the model to ship)
         })
 
     compares = [g.min_accuracy_pct, g.max_accuracy_drop_pts, g.min_latency_speedup,
@@ -53,20 +59,23 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
             return _metric(m, bench_id, f"{model}.{name}")
 
         if g.min_accuracy_pct is not None:
-            add(f"{cand} accuracy", ">=", g.min_accuracy_pct, get(cand, "accuracy_pct"), " %")
+            add(f"{cand} accuracy", ">=", g.min_accuracy_pct, get(cand, "accuracy_pct"), " %",
+                (cand,))
         if g.max_accuracy_drop_pts is not None:
             drop = get(base, "accuracy_pct") - get(cand, "accuracy_pct")
-            add(f"accuracy drop {base} -> {cand}", "<=", g.max_accuracy_drop_pts, drop, " pts")
+            add(f"accuracy drop {base} -> {cand}", "<=", g.max_accuracy_drop_pts, drop, " pts",
+                (cand,))
         if g.min_latency_speedup is not None:
             speed = get(base, f"{setting}.p50_ms") / get(cand, f"{setting}.p50_ms")
             add(f"p50 speed-up {cand} vs {base} ({setting})", ">=", g.min_latency_speedup,
-                speed, "x")
+                speed, "x", (cand,))
         if g.min_size_reduction is not None:
             ratio = get(base, "size_bytes") / get(cand, "size_bytes")
-            add(f"size reduction {cand} vs {base}", ">=", g.min_size_reduction, ratio, "x")
+            add(f"size reduction {cand} vs {base}", ">=", g.min_size_reduction, ratio, "x",
+                (cand,))
         if g.max_latency_p50_ms is not None:
             add(f"{cand} p50 latency ({setting})", "<=", g.max_latency_p50_ms,
-                get(cand, f"{setting}.p50_ms"), " ms")
+                get(cand, f"{setting}.p50_ms"), " ms", (cand,))
     if g.speedups:
         bench_id, _, _, m = _bench_models(cfg, manifest)
         for sg in g.speedups:
@@ -74,14 +83,14 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
             fast = _metric(m, bench_id, f"{sg.model}.{setting}.p50_ms")
             slow = _metric(m, bench_id, f"{sg.than}.{setting}.p50_ms")
             add(f"p50 speed-up {sg.model} vs {sg.than} ({setting})", ">=", sg.min, slow / fast,
-                "x")
+                "x", (sg.model,))
     for mg in g.metrics:
         sid, name = mg.metric.split(".", 1)
         value = _metric(manifest["stages"][sid]["metrics"], sid, name)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ConfigError(f"gates: metric '{mg.metric}' is not a number ({value!r})")
         if mg.min is not None:
-            add(mg.metric, ">=", mg.min, float(value))
+            add(mg.metric, ">=", mg.min, float(value), models=(sid,))
         if mg.max is not None:
-            add(mg.metric, "<=", mg.max, float(value))
+            add(mg.metric, "<=", mg.max, float(value), models=(sid,))
     return results

@@ -259,7 +259,7 @@ def run_pipeline(
 
     Under DDP every rank calls this, and every rank returns rank 0's summary.
     """
-    from compress.data import load_dataset
+    from compress.data import load_dataset, portable_spec
 
     # Bad names and bad data fail here, before anything is created or locked.
     root, stage_dirs = output_dirs(cfg, Path(out_root), source or cfg.name)
@@ -274,7 +274,9 @@ def run_pipeline(
             "pipeline": cfg.name,
             "config_file": source,
             "config_sha256": artifacts.sha256_json(cfg.model_dump(mode="json")),
-            "data": cfg.data.model_dump(mode="json"),
+            # A user file's path relative to the pipeline file, and its sha256 (not the build
+            # machine's absolute path): the manifest ships with the models.
+            "data": portable_spec(cfg.data.model_dump(mode="json"), _pipeline_dir(source)),
             "data_sha256": data_hash,
             "seeds": seeds(cfg),
             "versions": versions(),
@@ -323,9 +325,9 @@ def run_pipeline(
             manifest["finished_at"] = _now()
             # What a downstream app needs: the model to ship, and every model file with its
             # sha256, size, accuracy and oldest onnxruntime (README.md repeats them in words).
-            from compress.report.consumer import artifact_index, ship_stage
+            from compress.report.consumer import artifact_index, ship_choice
 
-            manifest["ship"] = ship_stage(cfg)
+            manifest["ship"], manifest["ship_why"] = ship_choice(cfg, manifest, root)
             manifest["artifacts"] = artifact_index(root, manifest)
             artifacts.write_json(manifest_path, manifest)
             from compress.report import write_report
@@ -343,6 +345,11 @@ def run_pipeline(
         raise distributed.collective_error(
             GateError(f"{len(failed)} of {len(gate_results)} gate(s) failed", gate_results))
     return summary
+
+
+def _pipeline_dir(source: str) -> Path | None:
+    """The folder of the pipeline file a run came from; None when it came from elsewhere."""
+    return Path(source).parent if source and Path(source).is_file() else None
 
 
 def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, root: Path,

@@ -13,6 +13,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
+from compress.errors import ConfigError
+
 
 class ResBlockSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -88,7 +90,9 @@ class ResNet(nn.Module):
         super().__init__()
         dims = len(input_shape) - 1
         if dims not in (1, 2):
-            raise ValueError(f"resnet needs (C, L) or (C, H, W) inputs, got {input_shape}")
+            raise ConfigError(f"model: resnet convolves sequences or images, (C, L) or (C, H, W) "
+                              f"inputs, but the data gives {input_shape} (a table, layout NF); "
+                              "use mlp for tables, or give x as (N, C, L)")
         conv, bn, pool = _layers(dims)
         stem, blocks = spec.layout()
         k = spec.kernel_size

@@ -25,6 +25,7 @@ from compress.onnx.contract import (
     export_onnx,
     set_metadata,
     source_of,
+    write_contract_json,
 )
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
@@ -89,5 +90,6 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
     set_metadata(out, contract_metadata(
         ckpt, data, accuracy_entry(metrics, ort_acc, len(data.y_test)),
         source_of(ctx, src, checkpoint_sha256=src.sha256)))
+    write_contract_json(out)
     metrics["size_bytes"] = out.stat().st_size
     return StageResult(primary="model.onnx", metrics=metrics)

@@ -23,6 +23,7 @@ from compress.onnx.contract import (
     export_onnx,
     set_metadata,
     source_of,
+    write_contract_json,
 )
 from compress.onnx.inspection import int8_weight_fraction
 from compress.onnx.quantization import (
@@ -120,6 +121,7 @@ def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
         ctx, src, checkpoint_sha256=src.sha256)) | {
         "compress.quantization": {"setting": setting.name, "mode": "qat",
                                   "calibration": cfg.calibration.model_dump(mode="json")}})
+    write_contract_json(out)
     metrics["size_bytes"] = out.stat().st_size
     artifacts.write_json(ctx.out_dir / "qat.json", {"history": result.history,
                                                     "metrics": metrics})
