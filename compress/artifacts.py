@@ -54,6 +54,13 @@ def path_inside(root: str | Path, rel: str) -> Path | None:
     return full
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync and rename it over `path`."""
@@ -66,6 +73,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
+        # mkstemp makes the file 0600; renamed into place it would keep that, and a serving
+        # process or another user could not read what a run shipped. Give it the mode a plain
+        # open() would: 0666 less the umask.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

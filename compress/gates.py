@@ -30,7 +30,7 @@ def _fidelity_gate(cfg, manifest: dict, add) -> None:
     cand = g.candidate if g.candidate in ex.models[1:] else ex.models[-1]
     value = _metric(manifest["stages"][ex.id]["metrics"], ex.id, f"{cand}.spearman")
     add(f"attribution fidelity {cand} vs {ex.models[0]} (Spearman)", ">=",
-        g.min_attribution_fidelity, value)
+        g.min_attribution_fidelity, value, models=(cand,))
 
 
 def _bench_models(cfg, manifest: dict) -> tuple[str, str, str, dict]:
@@ -68,18 +68,23 @@ def _drop_significance(bench_json: Path, base: str, cand: str) -> str | None:
     return describe_paired(test) if test else None
 
 
-def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
-    """Every gate as {gate, wanted, measured, passed}; raises ConfigError for unknown metrics."""
+def evaluate_gates(cfg, manifest: dict, root: Path, candidate: str | None = None) -> list[dict]:
+    """Every gate as {gate, wanted, measured, passed, models}; raises ConfigError for unknown
+    metrics. `candidate` replaces the gates' own (to ask whether another model would pass)."""
     g = cfg.gates
+    if candidate is not None:
+        g = g.model_copy(update={"candidate": candidate})
+        cfg = cfg.model_copy(update={"gates": g})
     results: list[dict] = []
 
     def add(gate: str, op: str, wanted: float, measured: float, unit: str = "",
-            note: str | None = None) -> None:
+            note: str | None = None, models: tuple[str, ...] = ()) -> None:
         passed = measured >= wanted if op == ">=" else measured <= wanted
         results.append({
             "gate": gate, "wanted": f"{op} {wanted:g}{unit}",
             "measured": f"{measured:.4g}{unit}", "measured_value": measured, "passed": passed,
             **({"note": note} if note else {}),
+            "models": list(models),  # the stages the gate judges (to choose the model to ship)
         })
 
     compares = [g.min_accuracy_pct, g.max_accuracy_drop_pts, g.min_latency_speedup,
@@ -93,21 +98,23 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
             return _metric(m, bench_id, f"{model}.{name}")
 
         if g.min_accuracy_pct is not None:
-            add(f"{cand} accuracy", ">=", g.min_accuracy_pct, get(cand, "accuracy_pct"), " %")
+            add(f"{cand} accuracy", ">=", g.min_accuracy_pct, get(cand, "accuracy_pct"), " %",
+                models=(cand,))
         if g.max_accuracy_drop_pts is not None:
             drop = get(base, "accuracy_pct") - get(cand, "accuracy_pct")
             add(f"accuracy drop {base} -> {cand}", "<=", g.max_accuracy_drop_pts, drop, " pts",
-                note=_drop_significance(root / bench_id / "bench.json", base, cand))
+                (cand,), note=_drop_significance(root / bench_id / "bench.json", base, cand))
         if g.min_latency_speedup is not None:
             speed = get(base, f"{setting}.{p50}") / get(cand, f"{setting}.{p50}")
             add(f"p50 speed-up {cand} vs {base} ({setting}{cache})", ">=", g.min_latency_speedup,
-                speed, "x")
+                speed, "x", models=(cand,))
         if g.min_size_reduction is not None:
             ratio = get(base, "size_bytes") / get(cand, "size_bytes")
-            add(f"size reduction {cand} vs {base}", ">=", g.min_size_reduction, ratio, "x")
+            add(f"size reduction {cand} vs {base}", ">=", g.min_size_reduction, ratio, "x",
+                models=(cand,))
         if g.max_latency_p50_ms is not None:
             add(f"{cand} p50 latency ({setting}{cache})", "<=", g.max_latency_p50_ms,
-                get(cand, f"{setting}.{p50}"), " ms")
+                get(cand, f"{setting}.{p50}"), " ms", models=(cand,))
     if g.speedups:
         bench_id, _, _, m = _bench_models(cfg, manifest)
         for sg in g.speedups:
@@ -116,7 +123,7 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
             fast = _metric(m, bench_id, f"{sg.model}.{setting}.{p50}")
             slow = _metric(m, bench_id, f"{sg.than}.{setting}.{p50}")
             add(f"p50 speed-up {sg.model} vs {sg.than} ({setting}{cache})", ">=", sg.min,
-                slow / fast, "x")
+                slow / fast, "x", models=(sg.model,))
     if g.min_attribution_fidelity is not None:
         _fidelity_gate(cfg, manifest, add)
     for mg in g.metrics:
@@ -125,7 +132,7 @@ def evaluate_gates(cfg, manifest: dict, root: Path) -> list[dict]:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ConfigError(f"gates: metric '{mg.metric}' is not a number ({value!r})")
         if mg.min is not None:
-            add(mg.metric, ">=", mg.min, float(value))
+            add(mg.metric, ">=", mg.min, float(value), models=(sid,))
         if mg.max is not None:
-            add(mg.metric, "<=", mg.max, float(value))
+            add(mg.metric, "<=", mg.max, float(value), models=(sid,))
     return results

@@ -299,12 +299,21 @@ def run_pipeline(
     return summary
 
 
+def _pipeline_dir(source: str) -> Path | None:
+    """The folder of the pipeline file a run came from; None when it came from elsewhere."""
+    return Path(source).parent if source and Path(source).is_file() else None
+
+
 def _new_manifest(cfg: PipelineConfig, source: str, data_hash: str) -> dict:
+    from compress.data import portable_spec
+
     return {
         "pipeline": cfg.name,
         "config_file": source,
         "config_sha256": artifacts.sha256_json(cfg.model_dump(mode="json")),
-        "data": cfg.data.model_dump(mode="json"),
+        # A user file's path relative to the pipeline file, and its sha256 (not the build
+        # machine's absolute path): the manifest ships with the models.
+        "data": portable_spec(cfg.data.model_dump(mode="json"), _pipeline_dir(source)),
         "data_sha256": data_hash,
         "seeds": seeds(cfg),
         "versions": versions(),
@@ -357,14 +366,14 @@ def _run_stages(cfg: PipelineConfig, root: Path, stage_dirs: dict[str, Path], ol
 def _finish(cfg: PipelineConfig, root: Path, manifest: dict) -> list[dict]:
     """Gates, the model to ship, the artifact index and the report (rank 0)."""
     from compress.report import write_report
-    from compress.report.consumer import artifact_index, ship_stage
+    from compress.report.consumer import artifact_index, ship_choice
 
     gate_results = evaluate_gates(cfg, manifest, root) if cfg.gates else []
     manifest["gates"] = gate_results
     manifest["finished_at"] = _now()
     # What a downstream app needs: the model to ship, and every model file with its sha256,
     # size, accuracy and oldest onnxruntime (README.md repeats them in words).
-    manifest["ship"] = ship_stage(cfg)
+    manifest["ship"], manifest["ship_why"] = ship_choice(cfg, manifest, root)
     manifest["artifacts"] = artifact_index(root, manifest)
     artifacts.write_json(root / MANIFEST, manifest)
     write_report(root, manifest)

@@ -76,3 +76,20 @@ def test_paths_from_files_stay_inside_their_folder(tmp_path):
     assert path_inside(root, "a/b.json") == root / "a" / "b.json"
     for rel in ("../x", "a/../../x", "/etc/passwd", "", "out/x"):
         assert path_inside(root, rel) is None, rel
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_get_the_umask_s_mode(tmp_path, umask, mode):
+    # setup: mkstemp makes 0600 files; a renamed one would keep that whatever the umask
+    import os
+
+    from compress import artifacts
+
+    old = os.umask(umask)
+    try:
+        # execute
+        artifacts.write_json(tmp_path / "manifest.json", {"a": 1})
+    finally:
+        os.umask(old)
+    # assert
+    assert (tmp_path / "manifest.json").stat().st_mode & 0o777 == mode

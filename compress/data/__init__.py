@@ -7,6 +7,7 @@ returns raw arrays; this module splits, checks and normalises them into a `Datas
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -20,18 +21,24 @@ from compress.data.mnist1d import Mnist1dData, load_mnist1d_raw
 from compress.data.npz import NpzData, load_npz_raw
 from compress.data.pydoc import PydocData, TextCorpus, load_pydoc_corpus
 from compress.data.splits import RawSplits
+from compress.data.tables import SklearnData, load_sklearn_raw
 from compress.errors import DataError
 
 TEXT_SOURCES = frozenset({"pydoc"})  # sentences, no arrays: read by the text stages only
-DataConfig = Annotated[DigitsData | Mnist1dData | NpzData | PydocData,
+DataConfig = Annotated[DigitsData | Mnist1dData | NpzData | SklearnData | PydocData,
                        Field(discriminator="source")]
 
-_LOADERS = {"digits": load_digits_raw, "mnist1d": load_mnist1d_raw, "npz": load_npz_raw}
+_LOADERS = {"digits": load_digits_raw, "mnist1d": load_mnist1d_raw, "npz": load_npz_raw,
+            "sklearn": load_sklearn_raw}
+# How samples are laid out, by the number of axes of x (batch first). NF: a table, one mean
+# and one std per feature; the others: one per channel (axis 1), shared along L or H, W.
+LAYOUTS = {2: "NF", 3: "NCL", 4: "NCHW"}
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Normalised float32 inputs shaped (N, C, ...) and int64 labels for the three splits."""
+    """Normalised float32 inputs shaped (N, F) or (N, C, ...) and int64 labels for the three
+    splits; `mean`/`std` hold one value per feature (NF) or per channel (NCL, NCHW)."""
 
     name: str
     x_train: np.ndarray
@@ -52,10 +59,11 @@ class Dataset:
 
     @property
     def layout(self) -> str:
-        return {3: "NCL", 4: "NCHW"}.get(self.x_train.ndim, "N" + "F" * (self.x_train.ndim - 1))
+        return LAYOUTS[self.x_train.ndim]
 
     def preprocessing(self) -> dict:
-        """How raw inputs become model inputs: (x - mean[c]) / std[c] per channel."""
+        """How raw inputs become model inputs: (x - mean[i]) / std[i] along axis 1 (a feature
+        for NF, a channel otherwise)."""
         return {"layout": self.layout, "mean": self.mean, "std": self.std, "dtype": "float32"}
 
 
@@ -77,7 +85,9 @@ def _load_cached(_key: str, cfg) -> Dataset | TextCorpus:
 
 
 def _normalise(name: str, raw: RawSplits) -> Dataset:
-    # Statistics come from the training split only, so val/test stay unseen.
+    # Statistics come from the training split only, so val/test stay unseen. Axis 1 is the
+    # feature (NF) or channel axis: a table's features, on scales 1,000x apart, each get their
+    # own statistics instead of one shared mean that squashes the small ones to constants.
     axes = tuple(i for i in range(raw.x_train.ndim) if i != 1)
     mean = raw.x_train.mean(axis=axes, dtype=np.float64)
     std = raw.x_train.std(axis=axes, dtype=np.float64)
@@ -119,14 +129,37 @@ def raw_test_split(cfg) -> tuple[np.ndarray, np.ndarray]:
     return raw.x_test, raw.y_test.astype(np.int64)
 
 
+def portable_spec(spec: dict, base_dir: str | Path | None = None) -> dict:
+    """The data spec as shipped files carry it (ONNX metadata, manifest.json): a user file's path
+    relative to `base_dir` (the pipeline file's folder), or only its name without one, plus its
+    sha256; never the build machine's absolute path. Other sources are returned unchanged."""
+    if spec.get("source") != "npz" or not spec.get("path"):
+        return dict(spec)
+    path = Path(spec["path"])
+    rel = Path(os.path.relpath(path, base_dir) if base_dir is not None else path.name)
+    out = {**spec, "path": rel.as_posix()}
+    if path.is_file():
+        out["sha256"] = sha256_file(path)
+    return out
+
+
+def locate_spec(spec: dict, base_dir: str | Path | None) -> dict:
+    """Undo `portable_spec` for reading: a relative npz path resolved against `base_dir`."""
+    path = spec.get("path")
+    if spec.get("source") != "npz" or not path or base_dir is None or Path(path).is_absolute():
+        return dict(spec)
+    return {**spec, "path": str(Path(base_dir) / path)}
+
+
 def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
-    """Apply stored per-channel statistics to raw inputs shaped (N, C, ...)."""
+    """Apply stored per-feature (N, F) or per-channel (N, C, ...) statistics to raw inputs."""
     if x.shape[1] != len(mean):
-        raise DataError(f"inputs have {x.shape[1]} channels but the model expects {len(mean)}")
+        what = "features" if x.ndim == 2 else "channels"
+        raise DataError(f"inputs have {x.shape[1]} {what} but the model expects {len(mean)}")
     shape = [1, -1] + [1] * (x.ndim - 2)
     return ((x - np.reshape(mean, shape)) / np.reshape(std, shape)).astype(np.float32)
 
 
 __all__ = ["TEXT_SOURCES", "DataConfig", "Dataset", "DigitsData", "Mnist1dData", "NpzData",
-           "PydocData",
+           "PydocData", "SklearnData",
            "TextCorpus", "describe_data", "load_dataset"]

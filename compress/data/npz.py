@@ -1,7 +1,8 @@
 """User data from a `.npz` file: x_train, y_train, x_test, y_test and optionally x_val, y_val.
 
-Inputs are (N, F) features, (N, C, L) sequences or (N, C, H, W) images; labels are integers
-0..K-1. An optional `class_labels` array names the classes. Every array is checked before use.
+Inputs are (N, F) tables (layout NF: each feature normalised on its own), (N, C, L) sequences
+or (N, C, H, W) images; labels are integers 0..K-1. An optional `class_labels` array names the
+classes. Every array is checked before use.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from compress.data.splits import RawSplits, SplitFields, add_channel_axis, stratified_split
+from compress.artifacts import sha256_file
+from compress.data.splits import RawSplits, SplitFields, stratified_split
 from compress.errors import DataError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
@@ -22,12 +24,19 @@ REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 class NpzData(SplitFields):
     source: Literal["npz"] = "npz"
     path: str = Field(description="the .npz file; relative paths start at the pipeline file")
+    sha256: str | None = Field(
+        None, description="the file's sha256 when known (shipped models record it instead of "
+        "an absolute path): a file with other bytes is refused")
 
 
 def load_npz_raw(cfg: NpzData) -> RawSplits:
     path = Path(cfg.path)
     if not path.is_file():
         raise DataError(f"{path}: data file not found; check `data.path`")
+    if cfg.sha256 is not None and sha256_file(path) != cfg.sha256:
+        raise DataError(f"{path}: the file's sha256 differs from the one recorded "
+                        f"({cfg.sha256[:16]}...): it is not the data the model was made with; "
+                        "pass the right file")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -76,7 +85,8 @@ def load_npz_raw(cfg: NpzData) -> RawSplits:
         )
     num_classes = max(num_classes, len(labels))
 
-    x = {s: add_channel_axis(arrays[f"x_{s}"].astype(np.float32)) for s in splits}
+    # (N, F) stays a table: axis 1 holds the features, so each gets its own mean and std.
+    x = {s: arrays[f"x_{s}"].astype(np.float32) for s in splits}
     y = {s: arrays[f"y_{s}"].astype(np.int64) for s in splits}
     if "val" in x:
         x_train, y_train, x_val, y_val = x["train"], y["train"], x["val"], y["val"]

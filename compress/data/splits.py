@@ -45,9 +45,3 @@ def stratified_split(
         # Too few samples of some class to stratify: fall back to a plain seeded split.
         xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, random_state=seed)
     return xa, ya, xb, yb
-
-
-def add_channel_axis(x: np.ndarray) -> np.ndarray:
-    """(N, F) -> (N, 1, F); (N, C, L) and (N, C, H, W) are kept."""
-    return x[:, None, :] if x.ndim == 2 else x
-

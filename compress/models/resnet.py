@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compress.errors import ConfigError
 from compress.models.specs import ResBlockSpec, ResNetSpec  # noqa: F401  (re-exported)
 
 
@@ -49,7 +50,9 @@ class ResNet(nn.Module):
         super().__init__()
         dims = len(input_shape) - 1
         if dims not in (1, 2):
-            raise ValueError(f"resnet needs (C, L) or (C, H, W) inputs, got {input_shape}")
+            raise ConfigError(f"model: resnet convolves sequences or images, (C, L) or (C, H, W) "
+                              f"inputs, but the data gives {input_shape} (a table, layout NF); "
+                              "use mlp for tables, or give x as (N, C, L)")
         conv, bn, pool = _layers(dims)
         stem, blocks = spec.layout()
         k = spec.kernel_size

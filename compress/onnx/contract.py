@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from compress import artifacts
+from compress.data import portable_spec
 from compress.errors import ParityError, StageError
 from compress.measure.system import cpu_info, versions
 
@@ -94,6 +95,28 @@ def set_metadata(path: Path, props: dict[str, object], min_ort: dict | None = No
         onnx.save(model, str(tmp))
 
 
+CONTRACT_JSON = "model.json"
+CONTRACT_KEYS = {"input": "compress.input", "output": "compress.output",
+                 "preprocessing": "compress.preprocessing", "class_labels": "compress.class_labels",
+                 "metrics": "compress.metrics", "min_onnxruntime": "compress.min_onnxruntime"}
+
+
+def write_contract_json(path: Path) -> Path:
+    """`model.json` beside the ONNX file: the contract of its `metadata_props` (input, output,
+    preprocessing, labels, metrics) for runtimes whose bindings cannot read them
+    (onnxruntime-node, -web, -objc), with the model's file name and sha256."""
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
+             .metadata_props}
+    contract = {"model": path.name, "model_sha256": artifacts.sha256_file(path)}
+    for name, key in CONTRACT_KEYS.items():
+        contract[name] = json.loads(props[key]) if key in props else None
+    out = path.parent / CONTRACT_JSON
+    artifacts.write_json(out, contract)
+    return out
+
+
 def source_of(ctx: StageContext, src, **extra) -> dict:
     """`compress.source`: the pipeline, stage and cache key (the runner's content hash of the
     stage's config, inputs, data and code) that made the file, and what it was made from."""
@@ -110,6 +133,15 @@ def accuracy_entry(metrics: dict, accuracy_pct: float, samples: int) -> dict:
             "accuracy_measured_with": "onnxruntime CPU, argmax over the held-out test split"}
 
 
+def preprocessing_formula(layout: str | None) -> str:
+    """The preprocessing in words: per feature for a table (NF), per channel otherwise."""
+    along = "per feature f (axis 1 of a table, layout NF)" if layout == "NF" else \
+        "per channel c (axis 1)"
+    idx = "f" if layout == "NF" else "c"
+    return (f"x = ((raw - mean[{idx}]) / std[{idx}]) {along}, computed in float64, then cast "
+            "to float32")
+
+
 def contract_metadata(ckpt: dict, data, metrics: dict, source: dict) -> dict:
     """The `metadata_props` every ONNX artifact carries: how to feed it and what it measured."""
     return {
@@ -119,10 +151,10 @@ def contract_metadata(ckpt: dict, data, metrics: dict, source: dict) -> dict:
                             "meaning": "class logits (argmax = prediction)"},
         "compress.preprocessing": {
             **ckpt["preprocessing"],
-            "formula": "x = ((raw - mean[c]) / std[c]) per channel c (axis 1), computed in "
-                       "float64, then cast to float32"},
+            "formula": preprocessing_formula(ckpt["preprocessing"].get("layout"))},
         "compress.class_labels": ckpt["class_labels"],
-        "compress.data": ckpt["data"],
+        # The file's name and sha256, not the build machine's absolute path.
+        "compress.data": portable_spec(ckpt["data"]),
         "compress.metrics": metrics,
         "compress.source": source,
         "compress.model": ckpt["model"],

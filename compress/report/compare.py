@@ -127,8 +127,9 @@ def _inputs(side: Side):
     from pydantic import TypeAdapter
 
     from compress.data import DataConfig, load_dataset
+    from compress.report.consumer import manifest_data_spec
 
-    spec = side.manifest.get("data")
+    spec = manifest_data_spec(side.manifest)
     try:
         return load_dataset(TypeAdapter(DataConfig).validate_python(spec)).x_test
     except Exception as e:

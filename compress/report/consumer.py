@@ -13,11 +13,12 @@ from compress import artifacts
 
 MODEL_KINDS = {".onnx": "onnx", ".ort": "ort"}
 TEST_DATA = "test_data.npz"
+CONTRACT = "model.json"  # compress.onnx.contract.CONTRACT_JSON (report imports no onnx tools)
 
 
-def ship_stage(cfg) -> str | None:
-    """The stage whose model to ship: the gates' candidate when it is a stage of the pipeline,
-    else the last quantize/qat stage, else the last export."""
+def default_ship(cfg) -> str | None:
+    """The gates' candidate when it is a stage of the pipeline, else the last quantize/qat
+    stage, else the last export: the model the pipeline was written to produce."""
     from compress.gates import gate_bench
 
     kinds = {s.id: s.stage for s in cfg.stages}
@@ -31,6 +32,64 @@ def ship_stage(cfg) -> str | None:
         if found:
             return found[-1]
     return None
+
+
+def ship_choice(cfg, manifest: dict, root: Path) -> tuple[str | None, str]:
+    """(stage whose model to ship, why): the fastest model on the bench's accuracy-latency
+    Pareto front that meets every gate judging it; without gates, the fastest on the front that
+    is at least as accurate as the pipeline's intended model. A slower int8 model dominated by
+    its own fp32 export is therefore not shipped. Falls back to `default_ship` (saying so)."""
+    from compress.errors import CompressError
+    from compress.gates import evaluate_gates, gate_bench
+    from compress.report.summary import headline_settings, pareto_front
+
+    default = default_ship(cfg)
+    benches = [s for s in cfg.stages if s.stage == "bench"]
+    bench = gate_bench(cfg.stages, cfg.gates) if cfg.gates is not None else (
+        benches[-1] if benches else None)
+    if default is None or bench is None:
+        return default, "the gates' candidate, else the last quantized model (no bench ran)"
+    try:
+        measured = artifacts.read_json(root / bench.id / "bench.json")["models"]
+    except (CompressError, KeyError):
+        return default, f"the gates' candidate, else the last quantized model ({bench.id} unread)"
+    g = cfg.gates
+    setting = f"b{g.batch_size}_t{g.threads}" if g is not None else headline_settings(
+        {"models": measured, "baseline": next(iter(measured))})[0]
+    shippable = {sid for sid, st in manifest["stages"].items()
+                 if Path(st.get("primary", "")).suffix in MODEL_KINDS}
+    points = {m: (v["latency"][setting]["p50_ms"], v["accuracy_pct"])
+              for m, v in measured.items() if m in shippable and setting in v.get("latency", {})}
+    if default not in points:
+        return default, f"the gates' candidate, else the last quantized model (not in {bench.id})"
+    front = pareto_front(points)
+
+    def meets(m: str) -> bool:
+        if g is None:
+            return points[m][1] >= points[default][1]
+        return all(r["passed"] for r in evaluate_gates(cfg, manifest, root, candidate=m)
+                   if m in r.get("models", []))
+
+    fine = [m for m in front if meets(m)]
+    where = f"measured by `{bench.id}` at {setting}"
+    if not fine:
+        return default, (f"no model on the accuracy-latency Pareto front ({', '.join(front)}; "
+                         f"{where}) meets the gates, so the gates' candidate is shipped")
+    ship = fine[0]  # the front is sorted fastest first
+    rule = "meets every gate judging it" if g is not None else \
+        f"is at least as accurate as `{default}`"
+    why = (f"the fastest model on the accuracy-latency Pareto front ({', '.join(front)}; "
+           f"{where}) that {rule}")
+    if ship != default:
+        lat_d, lat_s = points[default][0], points[ship][0]
+        if default not in front:
+            by = [m for m in points if m != default and points[m][0] <= lat_d
+                  and points[m][1] >= points[default][1]]
+            reason = f"dominated by {', '.join(by)} (as fast or faster, as accurate or more)"
+        else:
+            reason = "it is slower"
+        why += f"; not `{default}`: {reason}; p50 {lat_d:.4g} ms vs {lat_s:.4g} ms for `{ship}`"
+    return ship, why
 
 
 def artifact_index(root: Path, manifest: dict) -> list[dict]:
@@ -58,12 +117,26 @@ def artifact_index(root: Path, manifest: dict) -> list[dict]:
             from compress.onnx.inspection import inspect_file
 
             min_ort = inspect_file(root / primary)["min_onnxruntime"]
+        contract = (Path(primary).parent / CONTRACT).as_posix()
+        contract_rec = st.get("outputs", {}).get(contract)
         out.append({"path": primary, "stage": sid, "stage_kind": st.get("stage"), "format": kind,
+                    "contract": contract if contract_rec else None,
+                    "contract_sha256": (contract_rec or {}).get("sha256"),
                     "sha256": rec["sha256"], "size_bytes": rec["size_bytes"],
                     "test_accuracy_pct": acc,
                     "min_onnxruntime": (min_ort or {}).get("version"),
                     "ship": sid == manifest.get("ship")})
     return out
+
+
+def manifest_data_spec(manifest: dict) -> dict:
+    """The manifest's data spec with a user file's path (stored relative to the pipeline file)
+    made loadable again."""
+    from compress.data import locate_spec
+
+    source = manifest.get("config_file") or ""
+    base = Path(source).parent if source and Path(source).is_file() else None
+    return locate_spec(manifest.get("data") or {}, base)
 
 
 def write_test_data(root: Path, data_spec: dict) -> dict | None:
@@ -125,10 +198,16 @@ def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: di
     labels = meta.get("compress.class_labels", [])
     edge = [a for a in index if a["format"] == "ort"
             and manifest["stages"][a["stage"]].get("config", {}).get("input") == ship["stage"]]
+    failed = [g for g in manifest.get("gates") or [] if not g.get("passed")]
+    if failed:
+        lines += [f"**The gates failed** ({len(failed)} of {len(manifest['gates'])}); what "
+                  "follows describes a model that did not meet them:", ""]
+        lines += [f"- {g['gate']}: wanted {g['wanted']}, measured {g['measured']}" for g in failed]
+        lines += [""]
     lines += [
-        f"**Ship `{ship['path']}`** (stage `{ship['stage']}`, a `{ship['stage_kind']}` stage; "
-        "the gates' candidate, else the last quantized model): "
-        f"{ship['size_bytes']:,} bytes, sha256 `{ship['sha256']}`.",
+        f"**Ship `{ship['path']}`** (stage `{ship['stage']}`, a `{ship['stage_kind']}` stage): "
+        f"{ship['size_bytes']:,} bytes, sha256 `{ship['sha256']}`. Why this one: "
+        f"{manifest.get('ship_why') or 'the last quantized model'}.",
         "",
         f"- oldest onnxruntime that loads it: **{ship['min_onnxruntime']}** "
         f"({(meta.get('compress.min_onnxruntime') or {}).get('why', '?')})",
@@ -164,12 +243,15 @@ def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: di
         "",
         "```",
         f"pip install 'onnxruntime>={ship['min_onnxruntime']}' numpy",
-        f"python examples/classify.py exported/{name}/{ship['path']}",
+        f"python examples/classify.py {(root / ship['path']).as_posix()}",
         "```",
         "",
         f"`examples/classify.py` needs only onnxruntime and numpy. It reads `{TEST_DATA}` beside "
         "this file (x: the raw test inputs in model layout, y: labels), preprocesses x as the "
-        "metadata says, predicts, and compares its accuracy with the one stored in the model.",
+        "metadata says, predicts, and compares its accuracy with the one stored in the model. "
+        f"Paths are as the run saw them (from where `compress run` was started); `{CONTRACT}` "
+        "beside each model holds the same contract as JSON for runtimes that cannot read "
+        "`metadata_props` (onnxruntime-node, -web).",
         "",
         "## Every model of this run",
         "",
@@ -181,7 +263,8 @@ def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: di
         lines.append(f"| `{a['path']}`{' (ship)' if a['ship'] else ''} | {a['stage']} "
                      f"({a['stage_kind']}) | {a['format']} | {a['size_bytes']:,} B | {acc} | "
                      f"{a['min_onnxruntime'] or '?'} | `{a['sha256'][:16]}...` |")
-    lines += ["", "`compress verify exported/NAME` rehashes every file against `manifest.json`; "
+    lines += ["", f"`compress verify {root.as_posix()}` rehashes every file against "
+              "`manifest.json`; "
               "`compress inspect FILE` shows any model's opsets, ops, weights and metadata.", ""]
     return "\n".join(lines)
 
@@ -189,6 +272,6 @@ def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: di
 def write_consumer_files(root: Path, manifest: dict) -> list[str]:
     """Write README.md and test_data.npz into a pipeline's output folder; the names written."""
     index = manifest.get("artifacts") or artifact_index(root, manifest)
-    test_data = write_test_data(root, manifest.get("data") or {})
+    test_data = write_test_data(root, manifest_data_spec(manifest))
     artifacts.write_text(root / "README.md", consumer_readme(root, manifest, index, test_data))
     return ["README.md"] + ([TEST_DATA] if test_data else [])

@@ -208,7 +208,9 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
     for sid, st in manifest["stages"].items():
         m = st.get("metrics", {})
         figures = []
-        for key in ("test_accuracy_pct", "ort_test_accuracy_pct", "params", "size_bytes",
+        for key in ("test_accuracy_pct", "baseline_test_accuracy_pct",
+                    "without_teacher_test_accuracy_pct", "ort_test_accuracy_pct", "params",
+                    "size_bytes",
                     "epochs_run", "parity_max_abs_diff", "device", "setting", "int8_ops",
                     "float_ops", "note"):
             if m.get(key) is not None:
@@ -225,6 +227,13 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
                 if st.get("metrics", {}).get("warning")]
     if warnings:
         lines += ["", "Warnings:"] + [f"- `{sid}`: {w}" for sid, w in warnings]
+    baseline = [f"- `{sid}`: {st['metrics']['baseline_warning']}"
+                for sid, st in manifest["stages"].items()
+                if (st.get("metrics") or {}).get("baseline_warning")]
+    if baseline:
+        lines += ["", "**Warnings** (a model below the plain baseline):", "", *baseline]
+    if manifest.get("ship"):
+        lines += ["", f"Shipped model: `{manifest['ship']}`, {manifest.get('ship_why', '')}."]
     energy_rows = stage_energy_rows(manifest)
     if energy_rows:
         total = sum(r["joules"] for r in energy_rows)

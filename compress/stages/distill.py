@@ -76,7 +76,7 @@ def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
                           cfg.label_smoothing)
     result = fit(distiller, data, cfg, loss_fn=distiller.loss, progress=ctx.progress,
                  desc=f"{ctx.stage_id} (distill)")
-    metrics = fit_metrics(student, data, result)
+    metrics = fit_metrics(student, data, result, who=ctx.stage_id)
     metrics.update({
         "teacher_test_accuracy_pct": teacher_acc,
         "teacher_params": count_params(teacher),

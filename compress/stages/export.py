@@ -25,6 +25,7 @@ from compress.onnx.contract import (
     export_onnx,
     set_metadata,
     source_of,
+    write_contract_json,
 )
 from compress.onnx.mobile import (
     MOBILE_MAX_OPSET,
@@ -119,5 +120,6 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
         meta["compress.target"] = target_meta
         meta["compress.input"] = {**meta["compress.input"], "shape": shape}
         set_metadata(out, meta)
+    write_contract_json(out)
     metrics["size_bytes"] = out.stat().st_size
     return StageResult(primary="model.onnx", metrics=metrics)

@@ -23,6 +23,7 @@ from compress.onnx.contract import (
     export_onnx,
     set_metadata,
     source_of,
+    write_contract_json,
 )
 from compress.onnx.inspection import int8_weight_fraction
 from compress.onnx.mobile import (
@@ -149,6 +150,7 @@ def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
         meta["compress.target"] = target_meta
         meta["compress.input"] = {**meta["compress.input"], "shape": shape}
     set_metadata(out, meta)
+    write_contract_json(out)
     metrics["size_bytes"] = out.stat().st_size
     artifacts.write_json(ctx.out_dir / "qat.json", {"history": result.history,
                                                     "metrics": metrics})

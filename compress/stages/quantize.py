@@ -18,11 +18,17 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from compress import artifacts
+from compress.errors import StageError
 from compress.measure import ort as ort_measure
 from compress.measure.latency import measure_interleaved
 from compress.measure.ort import batch_of
 from compress.measure.system import cpu_info
-from compress.onnx.contract import accuracy_entry, set_metadata, source_of
+from compress.onnx.contract import (
+    accuracy_entry,
+    set_metadata,
+    source_of,
+    write_contract_json,
+)
 from compress.onnx.inspection import int8_weight_fraction
 from compress.onnx.mobile import (
     TargetOptions,
@@ -76,6 +82,10 @@ class QuantizeConfig(StageConfig, TargetOptions):
         None, ge=0, le=100, description="accuracy-aware: exclude the most sensitive nodes from "
         "quantization until val accuracy is within this many points of fp32"
     )
+    when_slower: Literal["keep", "fail"] = Field(
+        "keep", description="when the chosen int8 model is slower than its fp32 input at every "
+        "batch size measured: keep it (with a warning; the pipeline then ships the fastest model "
+        "that meets the gates) or fail the stage")
     max_excluded_nodes: int = Field(8, ge=0, le=1000, description="node budget of that search")
     select_batch_sizes: list[int] = Field(
         default_factory=lambda: [1, 64], min_length=1,
@@ -277,6 +287,14 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
                + ("met it" if within else "did not meet it: best model kept; a `qat` stage "
                                           "(quantization-aware fine-tuning) may"))
 
+    chosen_lat = chosen.get("latency") or {}
+    faster = bool(chosen_lat) and all(v["speedup"] > 1 for v in chosen_lat.values())
+    slower = bool(chosen_lat) and all(v["speedup"] < 1 for v in chosen_lat.values())
+    if slower and cfg.when_slower == "fail":
+        raise StageError(
+            f"stage '{ctx.stage_id}': the int8 model ({chosen['setting']}) is slower than fp32 at "
+            f"every batch size measured ({_speedups_text(chosen_lat)}) and field 'when_slower' is "
+            "fail; ship the fp32 model, or set when_slower: keep")
     out = ctx.out_dir / "model.onnx"
     target_meta = None
     if cfg.target == "mobile":
@@ -285,8 +303,6 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     else:
         shutil.copyfile(chosen["path"], out)
         target = cpu_target_metrics(out)
-    chosen_lat = chosen.get("latency") or {}
-    faster = bool(chosen_lat) and all(v["speedup"] > 1 for v in chosen_lat.values())
     dynamic = chosen["setting"].startswith("dynamic")
     ops = int8_ops(out)
     warning = None
@@ -330,6 +346,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         meta["compress.target"] = target_meta
         meta["compress.input"] = {**meta.get("compress.input", {}), "shape": shape}
     set_metadata(out, meta)
+    write_contract_json(out)
     metrics["size_bytes"] = out.stat().st_size
 
     def public(c: dict) -> dict:

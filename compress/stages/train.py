@@ -33,7 +33,7 @@ def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.input_shape, data.num_classes)
     result = fit(model, data, cfg, progress=ctx.progress, desc=ctx.stage_id)
-    metrics = fit_metrics(model, data, result)
+    metrics = fit_metrics(model, data, result, who=ctx.stage_id)
     model.cpu()
     payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, metrics)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from compress.trainer.baseline import BASELINE_METRICS
+
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16", "fp16"]
 
@@ -108,4 +110,4 @@ class HintConfig(BaseModel):
 
 FIT_METRICS = ("test_accuracy_pct", "val_accuracy_pct", "best_epoch", "epochs_run", "stopped_early",
            "params", "train_wall_time_s", "train_cpu_time_s", "device", "precision",
-           "world_size", "train_samples", "test_samples")
+           "world_size", "train_samples", "test_samples", *BASELINE_METRICS)

@@ -23,6 +23,7 @@ from torch import nn
 from compress.errors import ConfigError, StageError
 from compress.models import count_params
 from compress.trainer import distributed
+from compress.trainer.baseline import baseline_metrics
 from compress.trainer.batches import TrainBatches, epoch_plan, loader_workers
 from compress.trainer.devices import MixedPrecision, resolve_device
 from compress.trainer.options import (  # noqa: F401  (re-exported)
@@ -172,6 +173,12 @@ def fit(
 
     seed_everything(o.seed)
     rank, world = distributed.rank(), distributed.world_size()
+    if o.augment_shift and data.x_train.ndim == 2:
+        # A table's features have no order: shifting them would swap unrelated columns.
+        raise distributed.collective_error(ConfigError(
+            f"{desc}: field 'augment_shift': {o.augment_shift} translates samples along an axis, "
+            "but the data is a table (layout NF) whose features have no order; set "
+            "augment_shift: 0"))
     if o.batch_size % world:
         raise distributed.collective_error(ConfigError(
             f"{desc}: field 'batch_size': {o.batch_size} does not split evenly over {world} "
@@ -261,11 +268,13 @@ def fit(
 
 
 
-def fit_metrics(model, data, result) -> dict:
-    """The metrics every training stage reports for the model it trained."""
+def fit_metrics(model, data, result, who: str = "model") -> dict:
+    """The metrics every training stage reports for the model it trained, with the plain
+    baseline beside them (tables: a standardised LogisticRegression; warns when below it)."""
     device = next(model.parameters()).device
+    test_acc = accuracy_pct(predict_logits(model, data.x_test, device), data.y_test)
     return {
-        "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device), data.y_test),
+        "test_accuracy_pct": test_acc,
         "val_accuracy_pct": result.best_val_accuracy_pct,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
@@ -278,4 +287,5 @@ def fit_metrics(model, data, result) -> dict:
         "world_size": result.world_size,
         "train_samples": len(data.x_train),
         "test_samples": len(data.x_test),
+        **baseline_metrics(data, test_acc, who),
     }

@@ -60,11 +60,12 @@ def _good(n=60, f=5):
             "x_test": rng.normal(size=(20, f)).astype(np.float32), "y_test": np.arange(20) % 3}
 
 
-def test_npz_loads_features_as_one_channel_sequences(tmp_path):
+def test_npz_loads_features_as_a_table(tmp_path):
     # execute
     d = load_dataset(_npz(tmp_path, **_good(), class_labels=np.array(["a", "b", "c"])))
-    # assert
-    assert d.input_shape == [1, 5] and d.num_classes == 3
+    # assert: (N, F) stays a table, one mean and std per feature
+    assert d.input_shape == [5] and d.num_classes == 3
+    assert d.layout == "NF" and len(d.mean) == len(d.std) == 5
     assert d.class_labels == ["a", "b", "c"]
     assert len(d.x_val) == 6  # carved from train with val_fraction 0.1
 

@@ -65,8 +65,44 @@ def test_settings_are_chosen_by_measured_latency(compress_run):
         "setting"]
     assert "fastest" in report["why"]
     assert meta["compress.source"]["from_stage"] == "student_fp32"
-    assert summary.manifest["stages"]["student_int8"]["metrics"]["faster_than_fp32"] in (
-        True, False)
+    # faster_than_fp32 is what the recorded latencies say: int8's p50 below fp32's at every
+    # batch size measured for the chosen setting
+    lat = report["chosen"]["latency"]
+    assert summary.manifest["stages"]["student_int8"]["metrics"]["faster_than_fp32"] == all(
+        v["p50_ms"] < v["fp32_p50_ms"] for v in lat.values())
+    for v in lat.values():
+        assert v["speedup"] == pytest.approx(v["fp32_p50_ms"] / v["p50_ms"], abs=1e-4)
+
+
+def _slower_everywhere(self, paths, sizes, time_s):
+    """Every int8 candidate at half fp32's speed, at every batch size."""
+    return {n: {f"b{b}": {"p50_ms": 2.0, "fp32_p50_ms": 1.0, "speedup": 0.5} for b in sizes}
+            for n in paths}
+
+
+@pytest.mark.parametrize("when_slower", ["keep", "fail"])
+def test_int8_slower_than_fp32_is_kept_or_fails_as_asked(tiny_onnx, tmp_path, monkeypatch,
+                                                          when_slower):
+    # setup
+    from compress.errors import StageError
+
+    monkeypatch.setattr(qstage._Evaluator, "speedups", _slower_everywhere)
+    data_cfg, _ = _digits()
+    cfg = QuantizeConfig(id="q", input="m", activation_type="uint8", reduce_range="false",
+                         select_batch_sizes=[1, 8], calibration={"samples": 64},
+                         when_slower=when_slower)
+    arts = {"m": Artifact("m", "onnx", tiny_onnx, "x")}
+    # execute / assert
+    if when_slower == "fail":
+        with pytest.raises(StageError, match=r"slower than fp32 at every batch size.*"
+                                             r"b1: 0.50x, b8: 0.50x.*when_slower: keep"):
+            run_single(cfg, data_cfg, arts, tmp_path / "q")
+        assert not (tmp_path / "q" / "model.onnx").exists()
+    else:
+        metrics = run_single(cfg, data_cfg, arts, tmp_path / "q")
+        assert metrics["faster_than_fp32"] is False
+        assert (tmp_path / "q" / "model.onnx").is_file()
+        assert (tmp_path / "q" / "model.json").is_file()
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
