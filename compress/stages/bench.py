@@ -111,13 +111,18 @@ class _Candidate:
 
 
 def _onnx_record(path: Path, sha256: str, data, role: str, label: str) -> dict:
+    from compress.onnx.external import model_files
+
     session = ort_measure.make_session(path, threads=0)
+    files = model_files(path)
     ort_measure.check_input_shape(session, data.input_shape, path)
     logits = ort_measure.predict(session, data.x_test)
     return {
         "label": label, "role": role, "runtime": "onnxruntime", "path": str(path),
         "sha256": sha256, "accuracy_pct": ort_measure.accuracy_pct(logits, data.y_test),
-        "size_bytes": path.stat().st_size, "params": onnx_param_count(path), "latency": {},
+        # the .onnx and its external weights file(s), if any: what an app must ship
+        "size_bytes": sum(p.stat().st_size for p in files), "files": [p.name for p in files],
+        "params": onnx_param_count(path), "latency": {},
     }
 
 

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from compress.errors import StageError
 from compress.measure import ort as ort_measure
+from compress.onnx.external import model_size_bytes
 from compress.onnx.ortformat import compare_predictions, convert_to_ort
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
@@ -48,5 +49,5 @@ def convert(cfg: ConvertConfig, ctx: StageContext) -> StageResult:
                          f"{src.path} on the test split (max |diff| of logits "
                          f"{metrics['max_abs_diff']:.3g}); keep shipping the .onnx")
     metrics["size_bytes"] = ort_path.stat().st_size
-    metrics["onnx_size_bytes"] = src.path.stat().st_size
+    metrics["onnx_size_bytes"] = model_size_bytes(src.path)
     return StageResult(primary="model.ort", metrics=metrics)

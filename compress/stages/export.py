@@ -26,6 +26,7 @@ from compress.onnx.contract import (
     set_metadata,
     source_of,
 )
+from compress.onnx.external import model_size_bytes
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
 METRICS = ("ort_test_accuracy_pct", "torch_test_accuracy_pct", "parity_max_abs_diff",
@@ -39,6 +40,9 @@ class ExportConfig(StageConfig):
     atol: float = Field(1e-4, gt=0, description="parity: absolute tolerance on logits")
     rtol: float = Field(1e-3, ge=0, description="parity: relative tolerance on logits")
     parity_samples: int = Field(512, ge=1, description="test samples compared with PyTorch")
+    external_data: bool = Field(
+        False, description="weights in model.onnx.data beside model.onnx, as exporters write "
+        "models over 2 GB; sizes, hashes, verify and the README cover both files")
 
     references = {"input": {"checkpoint"}}
 
@@ -58,7 +62,7 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
             f"{data.input_shape}; export it with the data it was trained on"
         )
     out = ctx.out_dir / "model.onnx"
-    export_onnx(model, torch.as_tensor(data.x_test[:2]), out, cfg.opset)
+    export_onnx(model, torch.as_tensor(data.x_test[:2]), out, cfg.opset, cfg.external_data)
     try:
         onnx.checker.check_model(str(out), full_check=True)
     except onnx.checker.ValidationError as e:
@@ -89,5 +93,5 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
     set_metadata(out, contract_metadata(
         ckpt, data, accuracy_entry(metrics, ort_acc, len(data.y_test)),
         source_of(ctx, src, checkpoint_sha256=src.sha256)))
-    metrics["size_bytes"] = out.stat().st_size
+    metrics["size_bytes"] = model_size_bytes(out)
     return StageResult(primary="model.onnx", metrics=metrics)

@@ -23,6 +23,7 @@ from compress.measure.latency import measure_interleaved
 from compress.measure.ort import batch_of
 from compress.measure.system import cpu_info
 from compress.onnx.contract import accuracy_entry, set_metadata, source_of
+from compress.onnx.external import copy_model, model_size_bytes
 from compress.onnx.inspection import int8_weight_fraction
 from compress.onnx.quantization import (
     RECURRENT_OPS,
@@ -234,7 +235,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
                                           "(quantization-aware fine-tuning) may"))
 
     out = ctx.out_dir / "model.onnx"
-    shutil.copyfile(chosen["path"], out)
+    copy_model(chosen["path"], out)
     chosen_lat = chosen.get("latency") or {}
     faster = bool(chosen_lat) and all(v["speedup"] > 1 for v in chosen_lat.values())
     dynamic = chosen["setting"].startswith("dynamic")
@@ -257,7 +258,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         "faster_than_fp32": faster,
         "int8_weight_fraction": round(int8_weight_fraction(out), 4),
         "size_bytes": out.stat().st_size,
-        "fp32_size_bytes": src.path.stat().st_size,
+        "fp32_size_bytes": model_size_bytes(src.path),
         "calibration_method": None if dynamic else cfg.calibration.method,
         "quantization_mode": "dynamic" if dynamic else "static",
         "int8_ops": ops_text(ops["int8"]),
@@ -276,7 +277,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
                                      "calibration": cfg.calibration.model_dump(mode="json"),
                                      "excluded_nodes": chosen["excluded_nodes"]}
     set_metadata(out, meta)
-    metrics["size_bytes"] = out.stat().st_size
+    metrics["size_bytes"] = model_size_bytes(out)
 
     def public(c: dict) -> dict:
         return {k: v for k, v in c.items() if k != "path"}
