@@ -254,7 +254,7 @@ BAD: list[tuple[str, Build, str]] = [
     # a stage that cannot read the pipeline's kind of data, refused before anything runs
     ("array_stage_on_text_data", pipeline(lambda p: p.update(data={"source": "pydoc"})),
      "stage 'teacher': a train stage needs array data (inputs and labels: digits, mnist1d, "
-     "npz), but data source 'pydoc' is text"),
+     "npz, csv, image_folder), but data source 'pydoc' is text"),
     ("text_stage_on_array_data",
      pipeline(lambda p: p.update(stages=[{"id": "t", "stage": "pretrained"}])),
      "stage 't': a pretrained stage needs text (sentences: pydoc), but data source"),

@@ -2,9 +2,10 @@
 
     python -m compress.data.make_digit_images OUT [--size 32] [--limit N]
 
-The 1,797 real 8x8 scans are upscaled (bicubic) to SIZE x SIZE and coloured: each image gets an
-ink and a paper colour drawn from a seeded generator, so the three RGB channels differ and an
-app that swaps the channel order sees it in its accuracy. Deterministic: same OUT bytes each run.
+The 1,797 real 8x8 scans are upscaled (bicubic) to SIZE x SIZE and coloured: each image gets
+a dark ink and a light paper colour of random hue from a seeded generator, so the three RGB
+channels differ (an app that swaps the channel order feeds the model other statistics).
+Deterministic: the same bytes on every run.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def write_digit_images(out: Path, size: int = 32, limit: int | None = None,
     counts: dict[int, int] = {}
     written = 0
     for i, (img, label) in enumerate(zip(d.images, d.target, strict=True)):
-        ink = rng.integers(0, 256, 3)
-        paper = (ink + 128 + rng.integers(-48, 49, 3)) % 256  # keep some contrast
+        ink = rng.integers(0, 110, 3)  # dark ink on light paper, each of a random hue
+        paper = rng.integers(150, 256, 3)
         counts[label] = counts.get(label, 0) + 1
         if limit is not None and counts[label] > limit:
             continue
