@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast demo docs lint clean
+.PHONY: install test test-fast demo docs digits-images lint clean
 
 install: $(STAMP)
 
@@ -30,6 +30,14 @@ demo: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m compress.report.reference
+
+# scikit-learn's digits as 32x32 RGB PNG files in class folders, then pipelines/digits-images.yaml
+DIGITS_PNG := exported/data/digits-png
+$(DIGITS_PNG): | $(STAMP)
+	$(BIN)/python -m compress.data.make_digit_images $(DIGITS_PNG)
+
+digits-images: $(DIGITS_PNG)
+	$(BIN)/compress run pipelines/digits-images.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check compress tests benchmarks

@@ -231,7 +231,8 @@ def _check_metric_gate(metric: str, by_id: dict, source: str) -> None:
                           f"'{name}'; {hint}(it reports: {', '.join(shown)})")
 
 
-_DATA_NOUN = {"arrays": "array data (inputs and labels: digits, mnist1d, npz)",
+_DATA_NOUN = {"arrays": "array data (inputs and labels: digits, mnist1d, npz, csv, "
+                        "image_folder)",
               "text": "text (sentences: pydoc)"}
 _KIND_NOUN = {"checkpoint": "a checkpoint", "onnx": "an ONNX model", "bench": "a benchmark",
               "ort": "an ORT-format model", "explain": "attribution maps"}

@@ -15,6 +15,9 @@ from compress.artifacts import path_inside, read_json, sha256_file
 from compress.errors import ArtifactError
 
 MANIFEST = "manifest.json"
+# Decoded image folders (compress.data.image_folder): rebuilt from the data when missing, so
+# neither an artifact nor listed in the manifest.
+CACHE = ".cache"
 # What an interrupted run leaves: a stage's staging folder, a replaced stage folder on its way
 # out, a temporary file of an atomic write. Never artifacts; the next run removes them.
 LEFTOVER_GLOBS = (".staging-*", ".trash-*", ".*.tmp")

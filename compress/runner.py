@@ -40,7 +40,7 @@ from compress.events import (
     to_console,
 )
 from compress.gates import evaluate_gates
-from compress.integrity import MANIFEST, leftovers, outputs_intact
+from compress.integrity import CACHE, MANIFEST, leftovers, outputs_intact
 from compress.measure.energy import EnergyMeter
 from compress.measure.system import cpu_info, versions
 from compress.stages import STAGES, Artifact, StageContext
@@ -60,11 +60,17 @@ class RunSummary:
 def data_fingerprint(data_cfg, source: str = "pipeline") -> str:
     """Hash of the data spec; for user files, of the file's bytes rather than its path."""
     spec = data_cfg.model_dump(mode="json")
-    if spec.get("source") == "npz":
+    if spec.get("source") == "image_folder":
+        from compress.data import content_sha256
+
+        spec.pop("path")  # the files' bytes, not where they lie
+        spec["sha256"] = content_sha256(data_cfg)
+    elif spec.get("source") in ("npz", "csv"):
         path = Path(spec.pop("path"))
         where = f"{source}: data, field 'path': {path}"
         if not path.is_file():
-            what = "is a folder, not a .npz file" if path.is_dir() else "file not found"
+            what = (f"is a folder, not a .{spec['source']} file" if path.is_dir()
+                    else "file not found")
             raise ConfigError(f"{where}: {what}")
         try:
             spec["sha256"] = artifacts.sha256_file(path)
@@ -232,6 +238,17 @@ def preflight(stages, world: int, source: str) -> None:
                 "global batch)"))
 
 
+def primary_sha256(root: Path, entry: dict) -> str:
+    """The hash later stages key on: the primary file's, or for an ONNX model with external
+    weights, of the model's files together (a new weights file must rerun its consumers)."""
+    from compress.onnx.external import combine_sha256, external_files
+
+    primary = root / entry["primary"]
+    files = [primary, *external_files(primary)]
+    return combine_sha256([(p.name, entry["outputs"][p.relative_to(root).as_posix()]["sha256"])
+                           for p in files])
+
+
 def _describe_outputs(root: Path, stage_dir: Path) -> dict:
     out = {}
     for p in sorted(stage_dir.rglob("*")):
@@ -271,9 +288,18 @@ def run_pipeline(
     `log` gets the console's lines; `on_event` every typed event (compress.events) as it happens.
     Under DDP every rank calls this, and every rank returns rank 0's summary.
     """
+    from compress.data import decode_cache
+
+    root, _ = output_dirs(cfg, Path(out_root), source or cfg.name)
+    with decode_cache(root / CACHE):  # decoded image folders live in the run folder
+        return _run_pipeline(cfg, out_root, force, progress, source,
+                             fan_out(to_console(log), on_event))
+
+
+def _run_pipeline(cfg: PipelineConfig, out_root, force: bool, progress: bool, source: str,
+                  emit: Listener) -> RunSummary:
     from compress.data import load_dataset
 
-    emit = fan_out(to_console(log), on_event)
     where = source or cfg.name
     # Bad names and bad data fail here, before anything is created or locked.
     root, stage_dirs = output_dirs(cfg, Path(out_root), where)
@@ -352,7 +378,7 @@ def _run_stages(cfg: PipelineConfig, root: Path, stage_dirs: dict[str, Path], ol
         primary = root / entry["primary"]
         done[st.id] = Artifact(
             stage_id=st.id, kind=STAGES[st.stage].produces, path=primary,
-            sha256=entry["outputs"][entry["primary"]]["sha256"], metrics=entry["metrics"],
+            sha256=primary_sha256(root, entry), metrics=entry["metrics"],
         )
         manifest["stages"][st.id] = entry
         if distributed.is_main():

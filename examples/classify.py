@@ -1,12 +1,17 @@
 """Classify raw inputs with a model exported by compress, using onnxruntime and numpy only.
 
     python examples/classify.py exported/digits/student_int8/model.onnx [--data test_data.npz]
+    python examples/classify.py exported/digits-images/student_int8/model.onnx --image a.png b.jpg
 
 Everything needed to feed the model is in its metadata_props: the input name and shape, the
 preprocessing (per-channel mean and std) and the class labels. Given labelled raw test data
 (by default `test_data.npz` in the pipeline folder above the model: x raw in model layout, y
 labels), it prints the accuracy and compares it with the test accuracy stored in the model.
 Exit code 0 when they agree, 1 when they do not, 2 on bad input. Works on .onnx and .ort files.
+
+With --image (models trained on an image folder; needs Pillow too) it decodes each file as the
+metadata's `compress.preprocessing.image` says (mode, resize, channel order, scale), then
+normalises and predicts as above, and prints each file's label and probability.
 """
 
 from __future__ import annotations
@@ -52,6 +57,47 @@ def predict(session: ort.InferenceSession, meta: dict, raw: np.ndarray,
     return np.concatenate(logits).argmax(axis=1)
 
 
+def image_input(path: Path, image: dict) -> np.ndarray:
+    """One image file as the raw input (1, C, H, W): the steps `compress.preprocessing.image`
+    states, as the image_folder source applied them in training."""
+    from PIL import Image
+
+    height, width = image["size"]
+    with Image.open(path) as img:
+        img = img.convert(image["mode"])  # "RGB" (alpha dropped) or "L"
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
+    a = np.asarray(img, dtype=np.uint8)
+    chw = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    return (chw.astype(np.float32) / 255)[None]
+
+
+def classify_images(session: ort.InferenceSession, meta: dict, files: list[Path]) -> int:
+    image = meta["compress.preprocessing"].get("image")
+    if image is None:
+        print("error: the model was not trained on image files (no compress.preprocessing.image "
+              "in its metadata); use --data", file=sys.stderr)
+        return 2
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        print(f"error: {', '.join(missing)}: file not found", file=sys.stderr)
+        return 2
+    labels = meta.get("compress.class_labels") or []
+    name = meta["compress.input"]["name"]
+    for path in files:
+        try:
+            raw = image_input(path, image)
+        except OSError as e:
+            print(f"error: {path}: cannot decode it ({e})", file=sys.stderr)
+            return 2
+        logits = session.run(None, {name: preprocess(raw, meta["compress.preprocessing"])})[0][0]
+        p = np.exp(logits - logits.max())
+        k = int(p.argmax())
+        label = labels[k] if k < len(labels) else str(k)
+        print(f"{path}: {label} (p={p[k] / p.sum():.3f})")
+    return 0
+
+
 def find_test_data(model_path: Path) -> Path | None:
     for folder in (model_path.parent, *list(model_path.parents)[1:3]):
         if (folder / "test_data.npz").is_file():
@@ -65,10 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None,
                         help=".npz with x (raw inputs) and y (labels); default: test_data.npz "
                              "in the pipeline folder")
+    parser.add_argument("--image", type=Path, nargs="+", default=None,
+                        help="PNG/JPEG files to classify (models trained on an image folder)")
     args = parser.parse_args(argv)
     if not args.model.is_file():
         print(f"error: {args.model}: model not found", file=sys.stderr)
         return 2
+    if args.image:
+        session, meta = load(args.model)
+        return classify_images(session, meta, args.image)
     data_path = args.data or find_test_data(args.model)
     if data_path is None or not data_path.is_file():
         print(f"error: no labelled test data found for {args.model}; pass --data FILE.npz "

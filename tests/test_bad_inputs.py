@@ -167,6 +167,68 @@ def compare(*args: Callable[[Case], str] | str) -> Build:
     return lambda c: ["compare", *(a(c) if callable(a) else a for a in args)]
 
 
+def png(path: Path, size: tuple[int, int] = (8, 8), value: int = 0) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size[1], size[0]), (value, 255 - value, 40)).save(path)
+
+
+def images(make: Callable[[Path], object], **data) -> Build:
+    """`compress run` of the tiny pipeline on an image folder: two good classes of 4 PNGs each,
+    then `make(folder)` spoils it."""
+
+    def build(c: Case) -> list[str]:
+        folder = c.tmp / "imgs"
+        for k in ("a", "b"):
+            for i in range(4):
+                png(folder / k / f"{i}.png", value=60 * i)
+        make(folder)
+        spec = {"source": "image_folder", "path": str(folder), **data}
+        return pipeline(lambda p: p.update(data=spec))(c)
+
+    return build
+
+
+def emptied(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.mkdir()
+
+
+def truncated_png(folder: Path) -> None:
+    good = (folder / "a" / "0.png").read_bytes()
+    (folder / "a" / "0.png").write_bytes(good[:-30])  # the header survives, the pixels not
+
+
+def table(text: str, **data) -> Build:
+    """`compress run` of the tiny pipeline on a CSV file with this text."""
+
+    def build(c: Case) -> list[str]:
+        spec = {"source": "csv", "path": c.file("t.csv", text), "label": "y", **data}
+        return pipeline(lambda p: p.update(data=spec))(c)
+
+    return build
+
+
+GOOD_ROWS = "".join(f"{i},{i % 3 * 2.5},{'xyz'[i % 2]}\n" for i in range(12))
+
+
+def external_weights(c: Case, damage: Callable[[Path], object]) -> str:
+    """The tiny ONNX model saved with its weights in model.onnx.data, then `damage(data file)`."""
+    import onnx
+
+    path = c.tmp / "ext" / "model.onnx"
+    path.parent.mkdir()
+    onnx.save(onnx.load(str(c.onnx)), str(path), save_as_external_data=True,
+              location="model.onnx.data", size_threshold=0)
+    damage(path.parent / "model.onnx.data")
+    return str(path)
+
+
+def cut_in_half(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
 NAN = np.full((20, 5), np.nan, np.float32)
 INF = np.full((60, 5), np.inf, np.float32)
 
@@ -192,7 +254,7 @@ BAD: list[tuple[str, Build, str]] = [
     # a stage that cannot read the pipeline's kind of data, refused before anything runs
     ("array_stage_on_text_data", pipeline(lambda p: p.update(data={"source": "pydoc"})),
      "stage 'teacher': a train stage needs array data (inputs and labels: digits, mnist1d, "
-     "npz), but data source 'pydoc' is text"),
+     "npz, csv, image_folder), but data source 'pydoc' is text"),
     ("text_stage_on_array_data",
      pipeline(lambda p: p.update(stages=[{"id": "t", "stage": "pretrained"}])),
      "stage 't': a pretrained stage needs text (sentences: pydoc), but data source"),
@@ -302,6 +364,53 @@ BAD: list[tuple[str, Build, str]] = [
     ("npz_pickled_objects", npz(x_train=np.array([object()] * 60)), "not a readable .npz file"),
     ("npz_bad_in_stage_command", lambda c: ["train", "--data", c.npz_option(x_test=NAN), "--out",
                                             str(c.tmp / "new" / "deeper" / "t")], "NaN/Inf"),
+    # image folders
+    ("images_missing_folder", pipeline(lambda p: p.update(data={"source": "image_folder",
+                                                               "path": "nowhere"})),
+     "nowhere: folder not found"),
+    ("images_empty_folder", images(emptied), "imgs: the folder is empty"),
+    ("images_class_without_images", images(lambda f: (f / "c").mkdir()),
+     "c: class folder holds no PNG or JPEG images"),
+    ("images_not_an_image_file", images(lambda f: (f / "a" / "notes.txt").write_text("x")),
+     "notes.txt: not a PNG or JPEG file (suffix '.txt')"),
+    ("images_corrupt_png", images(lambda f: (f / "b" / "9.png").write_bytes(b"\x89PNG junk")),
+     "9.png: not an image Pillow can read"),
+    ("images_truncated_png", images(truncated_png), "0.png: cannot decode it"),
+    ("images_mixed_sizes", images(lambda f: png(f / "b" / "big.png", (16, 12))),
+     "the images differ in size, so set `size: [H, W]`"),
+    ("images_single_class", images(lambda f: shutil.rmtree(f / "b")),
+     "only one class folder (a); a classifier needs at least two classes"),
+    ("images_too_few_per_class", images(lambda f: [(f / "b" / f"{i}.png").unlink()
+                                                   for i in range(2)]),
+     "too few image(s) per class ('b' has 2)"),
+    ("images_splits_mixed_with_classes", images(lambda f: png(f / "train" / "a" / "0.png")),
+     "mix fixed splits and classes"),
+    ("images_bad_channels", images(lambda f: None, channels=2),
+     "data, field 'channels': Input should be 1 or 3"),
+    # CSV tables
+    ("csv_missing_file", pipeline(lambda p: p.update(
+        data={"source": "csv", "path": "no.csv", "label": "y"})), "no.csv: file not found"),
+    ("csv_empty", table(""), "t.csv: the file is empty"),
+    ("csv_missing_label_column", table("a,b,z\n" + GOOD_ROWS),
+     "data, field 'label': no column 'y'; (columns: a, b, z)"),
+    ("csv_unknown_feature", table("a,b,y\n" + GOOD_ROWS, features=["a", "c"]),
+     "data, field 'features': no column 'c'"),
+    ("csv_ragged_row", table("a,b,y\n1,2,x\n3,y\n" + GOOD_ROWS),
+     "t.csv, line 3: 2 cells but the header has 3 columns"),
+    ("csv_non_numeric", table("a,b,y\n" + GOOD_ROWS + "4,four,x\n"),
+     "t.csv, line 14, column 'b': 'four' is not a number"),
+    ("csv_empty_cell", table("a,b,y\n1,,x\n" + GOOD_ROWS), "line 2, column 'b': empty cell"),
+    ("csv_nan", table("a,b,y\n" + GOOD_ROWS + "NaN,1,x\n"),
+     "line 14, column 'a': 'NaN' is not a finite number"),
+    ("csv_single_class", table("a,b,y\n1,2,x\n3,4,x\n5,6,x\n"),
+     "column 'y' holds one class ('x')"),
+    # ONNX models with external weights (model.onnx + model.onnx.data)
+    ("external_data_missing", lambda c: ["bench", external_weights(c, Path.unlink), "--out",
+                                         c.out, "--data", "digits"],
+     "its weights file model.onnx.data is missing"),
+    ("external_data_wrong_size", lambda c: ["bench", external_weights(c, cut_in_half), "--out",
+                                            c.out, "--data", "digits"],
+     "weights file model.onnx.data is 4,"),
     # checkpoints
     ("checkpoint_missing", lambda c: ["export", str(c.tmp / "no.pt"), "--out", c.out],
      "no.pt: checkpoint not found"),

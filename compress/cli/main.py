@@ -223,9 +223,9 @@ def prune(checkpoint: Path, out: Path, teacher: Path | None, **values) -> None:
 @config_options(stage_cls("quantize"), skip={"id", "stage", "input"})
 def quantize(model: Path, out: Path, data, **values) -> None:
     """Quantize the ONNX MODEL to int8 with ONNX Runtime, settings chosen by measurement."""
-    from compress import artifacts
     from compress.errors import ConfigError
     from compress.measure.ort import read_metadata
+    from compress.onnx.external import model_sha256
     from compress.stages import Artifact
 
     if not model.is_file():
@@ -237,7 +237,7 @@ def quantize(model: Path, out: Path, data, **values) -> None:
                               "metadata; pass --data")
     cfg = build_config(stage_cls("quantize"), "compress quantize",
                        {"id": "quantize", "input": "input", **values})
-    art = Artifact("input", "onnx", model, artifacts.sha256_file(model))
+    art = Artifact("input", "onnx", model, model_sha256(model))
     run_standalone(cfg, data_config(data, "compress quantize: option "), {"input": art}, out)
 
 
@@ -256,6 +256,7 @@ def bench(models: tuple[Path, ...], out: Path, data, **values) -> None:
     from compress import artifacts
     from compress.errors import ConfigError
     from compress.measure.ort import read_metadata
+    from compress.onnx.external import model_sha256
     from compress.stages import Artifact
 
     def artifact(path: Path, kind: str, what: str) -> Artifact:
@@ -264,7 +265,8 @@ def bench(models: tuple[Path, ...], out: Path, data, **values) -> None:
         name = path.parent.name if path.stem == "model" and path.parent.name else path.stem
         name = next((n for n, a in names.items() if a.path == path), None) or (
             f"{name}-{len(names)}" if name in names else name)
-        return Artifact(name, kind, path, artifacts.sha256_file(path))
+        sha = model_sha256(path) if kind == "onnx" else artifacts.sha256_file(path)
+        return Artifact(name, kind, path, sha)
 
     names: dict[str, Artifact] = {}
     for path in models:

@@ -16,7 +16,9 @@ import numpy as np
 from pydantic import Field
 
 from compress.artifacts import canonical_json, sha256_file
+from compress.data.csv import CsvData, load_csv_raw
 from compress.data.digits import DigitsData, load_digits_raw
+from compress.data.image_folder import ImageFolderData, decode_cache, load_image_folder_raw
 from compress.data.mnist1d import Mnist1dData, load_mnist1d_raw
 from compress.data.npz import NpzData, load_npz_raw
 from compress.data.pydoc import PydocData, TextCorpus, load_pydoc_corpus
@@ -25,11 +27,13 @@ from compress.data.tables import SklearnData, load_sklearn_raw
 from compress.errors import DataError
 
 TEXT_SOURCES = frozenset({"pydoc"})  # sentences, no arrays: read by the text stages only
-DataConfig = Annotated[DigitsData | Mnist1dData | NpzData | SklearnData | PydocData,
-                       Field(discriminator="source")]
+DataConfig = Annotated[
+    DigitsData | Mnist1dData | NpzData | SklearnData | CsvData | ImageFolderData | PydocData,
+    Field(discriminator="source")]
 
 _LOADERS = {"digits": load_digits_raw, "mnist1d": load_mnist1d_raw, "npz": load_npz_raw,
-            "sklearn": load_sklearn_raw}
+            "sklearn": load_sklearn_raw, "csv": load_csv_raw,
+            "image_folder": load_image_folder_raw}
 # How samples are laid out, by the number of axes of x (batch first). NF: a table, one mean
 # and one std per feature; the others: one per channel (axis 1), shared along L or H, W.
 LAYOUTS = {2: "NF", 3: "NCL", 4: "NCHW"}
@@ -51,6 +55,7 @@ class Dataset:
     std: list[float]
     num_classes: int
     class_labels: list[str] = field(default_factory=list)
+    source_steps: dict = field(default_factory=dict)  # file -> raw sample, e.g. {"image": ...}
 
     @property
     def input_shape(self) -> list[int]:
@@ -63,17 +68,27 @@ class Dataset:
 
     def preprocessing(self) -> dict:
         """How raw inputs become model inputs: (x - mean[i]) / std[i] along axis 1 (a feature
-        for NF, a channel otherwise)."""
-        return {"layout": self.layout, "mean": self.mean, "std": self.std, "dtype": "float32"}
+        for NF, a channel otherwise); for files (images, CSV rows) also how a file becomes the
+        raw input."""
+        return {"layout": self.layout, "mean": self.mean, "std": self.std, "dtype": "float32",
+                **self.source_steps}
 
 
 def load_dataset(cfg) -> Dataset | TextCorpus:
     """Load, split, check and normalise the data a config describes (cached per process)."""
-    key = canonical_json(cfg.model_dump(mode="json"))
-    path = getattr(cfg, "path", None)
-    if path is not None and Path(path).is_file():
-        key += sha256_file(path)  # same path, new bytes: not the same data
+    key = canonical_json(cfg.model_dump(mode="json")) + (content_sha256(cfg) or "")
     return _load_cached(key, cfg)
+
+
+def content_sha256(cfg) -> str | None:
+    """Hash of the bytes a user-file source reads (same path, new bytes: not the same data);
+    None for the packaged data sets and for a path that is not there (loading says why)."""
+    if cfg.source == "image_folder":
+        from compress.data.image_folder import content_key
+
+        return content_key(cfg) if Path(cfg.path).is_dir() else None
+    path = getattr(cfg, "path", None)
+    return sha256_file(path) if path is not None and Path(path).is_file() else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -106,7 +121,7 @@ def _normalise(name: str, raw: RawSplits) -> Dataset:
         x_val=norm(raw.x_val), y_val=raw.y_val.astype(np.int64),
         x_test=norm(raw.x_test), y_test=raw.y_test.astype(np.int64),
         mean=[float(v) for v in mean], std=[float(v) for v in std],
-        num_classes=num_classes, class_labels=labels,
+        num_classes=num_classes, class_labels=labels, source_steps=raw.source_steps,
     )
 
 
@@ -160,6 +175,6 @@ def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.nda
     return ((x - np.reshape(mean, shape)) / np.reshape(std, shape)).astype(np.float32)
 
 
-__all__ = ["TEXT_SOURCES", "DataConfig", "Dataset", "DigitsData", "Mnist1dData", "NpzData",
-           "PydocData", "SklearnData",
-           "TextCorpus", "describe_data", "load_dataset"]
+__all__ = ["TEXT_SOURCES", "CsvData", "DataConfig", "Dataset", "DigitsData", "ImageFolderData",
+           "Mnist1dData", "NpzData", "PydocData", "SklearnData", "TextCorpus", "content_sha256",
+           "decode_cache", "describe_data", "load_dataset"]

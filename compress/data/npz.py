@@ -42,7 +42,11 @@ def load_npz_raw(cfg: NpzData) -> RawSplits:
             arrays = {k: f[k] for k in f.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}); save it with numpy.savez") from e
+    return raw_splits_from(arrays, cfg, path)
 
+
+def raw_splits_from(arrays: dict[str, np.ndarray], cfg: SplitFields, path: Path) -> RawSplits:
+    """The checked splits of the npz contract's arrays (the csv source builds the same dict)."""
     missing = [k for k in REQUIRED if k not in arrays]
     if ("x_val" in arrays) != ("y_val" in arrays):
         missing.append("y_val" if "x_val" in arrays else "x_val")

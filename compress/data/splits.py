@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from compress.errors import DataError
+
 
 class SplitFields(BaseModel):
     """Fields every data source has: the seed and the split fractions."""
@@ -19,6 +21,9 @@ class SplitFields(BaseModel):
     )
 
 
+MIN_PER_CLASS = 3
+
+
 @dataclass
 class RawSplits:
     x_train: np.ndarray
@@ -29,6 +34,8 @@ class RawSplits:
     y_test: np.ndarray
     num_classes: int
     class_labels: list[str] = field(default_factory=list)
+    # how a file on disk becomes one raw sample, e.g. {"image": {...}} (compress.preprocessing)
+    source_steps: dict = field(default_factory=dict)
 
 
 def stratified_split(
@@ -45,3 +52,14 @@ def stratified_split(
         # Too few samples of some class to stratify: fall back to a plain seeded split.
         xa, xb, ya, yb = train_test_split(x, y, test_size=fraction, random_state=seed)
     return xa, ya, xb, yb
+
+
+
+def check_class_counts(y: np.ndarray, labels: list[str], where: str, noun: str) -> None:
+    """Every class needs a few samples to appear in train, val and test after a split."""
+    counts = np.bincount(y, minlength=len(labels))
+    few = [(labels[i], int(n)) for i, n in enumerate(counts) if n < MIN_PER_CLASS]
+    if few:
+        shown = ", ".join(f"'{c}' has {n}" for c, n in few[:3])
+        raise DataError(f"{where}: too few {noun} per class ({shown}); every class needs at "
+                        f"least {MIN_PER_CLASS} to appear in the train, val and test splits")

@@ -37,6 +37,9 @@ def make_session(path: str | Path, threads: int = 0, mem_arena: bool = True):
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: ONNX model not found")
+    from compress.onnx.external import external_files
+
+    external_files(path)  # a missing or wrong-sized weights file: one line, before ORT's page
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types

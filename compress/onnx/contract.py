@@ -26,8 +26,10 @@ if TYPE_CHECKING:  # the runner's context; only its fields are read
     from compress.stages.base import StageContext
 
 
-def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
-    """torch.export-based exporter, batch axis dynamic, one self-contained file."""
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int,
+                external_data: bool = False) -> None:
+    """torch.export-based exporter, batch axis dynamic; one self-contained file, or with
+    `external_data` the weights in `<path>.data` beside it."""
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     buf = io.StringIO()
     # The exporter narrates every step on stdout and logs optional-op registration warnings
@@ -41,7 +43,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, opset
                 opset_version=opset, dynamo=True, dynamic_shapes={"x": {0: batch}},
                 external_data=False, verbose=False, report=False,
             )
-            program.save(str(path), external_data=False)
+            program.save(str(path), external_data=external_data)
     except Exception as e:
         raise StageError(
             f"export failed in torch.onnx ({type(e).__name__}: {str(e).splitlines()[0][:300]})"
@@ -69,9 +71,11 @@ def set_metadata(path: Path, props: dict[str, object], min_ort: dict | None = No
     import onnx
 
     import compress
+    from compress.onnx.external import external_files
     from compress.onnx.ort_compat import min_onnxruntime_of
 
-    model = onnx.load(str(path))
+    weights = external_files(path)
+    model = onnx.load(str(path))  # external weights are read into memory here
     del model.metadata_props[:]
     # ORT's optimizer (quant_pre_process) declares every domain it knows (ai.onnx.ml 5, training,
     # nchwc...): unused, they would only make older runtimes refuse the file.
@@ -92,7 +96,13 @@ def set_metadata(path: Path, props: dict[str, object], min_ort: dict | None = No
         entry.value = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     model.producer_name, model.producer_version = "compress", compress.__version__
     with artifacts.atomic_path(path) as tmp:
-        onnx.save(model, str(tmp))
+        if not weights:
+            onnx.save(model, str(tmp))
+            return
+        for p in weights:  # onnx appends to an existing weights file: start afresh
+            p.unlink()
+        onnx.save(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=f"{path.name}.data")
 
 
 CONTRACT_JSON = "model.json"

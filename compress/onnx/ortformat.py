@@ -14,6 +14,7 @@ import numpy as np
 
 from compress.errors import StageError
 from compress.measure import ort as ort_measure
+from compress.onnx.external import copy_model
 
 
 def convert_to_ort(onnx_path: Path, out_dir: Path, source: dict | None = None,
@@ -37,7 +38,7 @@ def convert_to_ort(onnx_path: Path, out_dir: Path, source: dict | None = None,
 
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".convert-") as tmp:
         src = Path(tmp) / "model.onnx"
-        shutil.copyfile(onnx_path, src)
+        copy_model(onnx_path, src)  # with its external weights file, if any
         meta = ort_measure.read_metadata(src)
         if source is not None:
             meta["compress.source"] = source

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from compress import artifacts
+from compress.onnx.external import combine_sha256
 
 MODEL_KINDS = {".onnx": "onnx", ".ort": "ort"}
 TEST_DATA = "test_data.npz"
@@ -105,6 +106,7 @@ def artifact_index(root: Path, manifest: dict) -> list[dict]:
         rec = st.get("outputs", {}).get(primary)
         if kind is None or not rec:
             continue
+        files = _model_files(root, primary, st.get("outputs", {}))
         metrics = st.get("metrics", {})
         acc = metrics.get("test_accuracy_pct", metrics.get("ort_test_accuracy_pct"))
         min_ort = None
@@ -122,7 +124,9 @@ def artifact_index(root: Path, manifest: dict) -> list[dict]:
         out.append({"path": primary, "stage": sid, "stage_kind": st.get("stage"), "format": kind,
                     "contract": contract if contract_rec else None,
                     "contract_sha256": (contract_rec or {}).get("sha256"),
-                    "sha256": rec["sha256"], "size_bytes": rec["size_bytes"],
+                    # of the model's files together (.onnx + external weights): see `files`
+                    "sha256": combine_sha256([(Path(f["path"]).name, f["sha256"]) for f in files]),
+                    "size_bytes": sum(f["size_bytes"] for f in files), "files": files,
                     "test_accuracy_pct": acc,
                     "min_onnxruntime": (min_ort or {}).get("version"),
                     "ship": sid == manifest.get("ship")})
@@ -137,6 +141,19 @@ def manifest_data_spec(manifest: dict) -> dict:
     source = manifest.get("config_file") or ""
     base = Path(source).parent if source and Path(source).is_file() else None
     return locate_spec(manifest.get("data") or {}, base)
+
+
+def _model_files(root: Path, primary: str, outputs: dict) -> list[dict]:
+    """The model file and its external weights files, as the manifest records them."""
+    from compress.errors import CompressError
+    from compress.onnx.external import external_files
+
+    try:
+        extra = [p.relative_to(root).as_posix() for p in external_files(root / primary)]
+    except CompressError:
+        extra = []  # a damaged folder: `compress verify` says what is missing
+    return [{"path": rel, **{k: outputs[rel][k] for k in ("sha256", "size_bytes")}}
+            for rel in [primary, *extra] if rel in outputs]
 
 
 def write_test_data(root: Path, data_spec: dict) -> dict | None:
@@ -181,6 +198,18 @@ def _latency(root: Path, manifest: dict, model: str) -> str:
     return "not measured (the pipeline has no bench stage measuring it)"
 
 
+def _files_to_ship(ship: dict) -> list[str]:
+    files = ship.get("files") or []
+    if len(files) < 2:
+        return []
+    return ["Files to ship, together in one folder (the .onnx names its weights file, which "
+            "onnxruntime looks for beside it):", "",
+            *[f"- `{f['path']}`: {f['size_bytes']:,} bytes, sha256 `{f['sha256']}`"
+              for f in files],
+            "", "(the sha256 above is of these files together: sha256 of the lines "
+            "`<file name> <sha256>`, the .onnx first)", ""]
+
+
 def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: dict | None) -> str:
     from compress.measure.ort import read_metadata
 
@@ -209,6 +238,7 @@ def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: di
         f"{ship['size_bytes']:,} bytes, sha256 `{ship['sha256']}`. Why this one: "
         f"{manifest.get('ship_why') or 'the last quantized model'}.",
         "",
+        *_files_to_ship(ship),
         f"- oldest onnxruntime that loads it: **{ship['min_onnxruntime']}** "
         f"({(meta.get('compress.min_onnxruntime') or {}).get('why', '?')})",
     ]
@@ -271,7 +301,11 @@ def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: di
 
 def write_consumer_files(root: Path, manifest: dict) -> list[str]:
     """Write README.md and test_data.npz into a pipeline's output folder; the names written."""
+    from compress.data import decode_cache
+    from compress.integrity import CACHE
+
     index = manifest.get("artifacts") or artifact_index(root, manifest)
-    test_data = write_test_data(root, manifest_data_spec(manifest))
+    with decode_cache(root / CACHE):  # an image folder decoded by the run is not decoded again
+        test_data = write_test_data(root, manifest_data_spec(manifest))
     artifacts.write_text(root / "README.md", consumer_readme(root, manifest, index, test_data))
     return ["README.md"] + ([TEST_DATA] if test_data else [])

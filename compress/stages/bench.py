@@ -125,13 +125,18 @@ class _Candidate:
 
 
 def _onnx_candidate(path: Path, sha256: str, data, role: str, label: str) -> _Candidate:
+    from compress.onnx.external import model_files
+
     session = ort_measure.make_session(path, threads=0)
+    files = model_files(path)
     ort_measure.check_input_shape(session, data.input_shape, path)
     pred = ort_measure.predict(session, data.x_test).argmax(1)
     return _Candidate({
         "label": label, "role": role, "runtime": "onnxruntime", "path": str(path),
         "sha256": sha256, **accuracy_record(pred, data.y_test),
-        "size_bytes": path.stat().st_size, "params": onnx_param_count(path), "latency": {},
+        # the .onnx and its external weights file(s), if any: what an app must ship
+        "size_bytes": sum(p.stat().st_size for p in files), "files": [p.name for p in files],
+        "params": onnx_param_count(path), "latency": {},
     }, path, pred)
 
 

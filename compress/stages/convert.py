@@ -18,6 +18,7 @@ from pydantic import Field
 
 from compress.errors import StageError
 from compress.measure import ort as ort_measure
+from compress.onnx.external import model_size_bytes
 from compress.onnx.mobile import (
     TargetOptions,
     cpu_target_metrics,
@@ -72,5 +73,5 @@ def convert(cfg: ConvertConfig, ctx: StageContext) -> StageResult:
                          f"{src.path} on the test split (max |diff| of logits "
                          f"{metrics['max_abs_diff']:.3g}); keep shipping the .onnx")
     metrics["size_bytes"] = ort_path.stat().st_size
-    metrics["onnx_size_bytes"] = src.path.stat().st_size
+    metrics["onnx_size_bytes"] = model_size_bytes(src.path)
     return StageResult(primary="model.ort", metrics={**metrics, **target})

@@ -27,6 +27,7 @@ from compress.onnx.contract import (
     source_of,
     write_contract_json,
 )
+from compress.onnx.external import model_size_bytes
 from compress.onnx.mobile import (
     MOBILE_MAX_OPSET,
     TargetOptions,
@@ -47,6 +48,9 @@ class ExportConfig(StageConfig, TargetOptions):
     atol: float = Field(1e-4, gt=0, description="parity: absolute tolerance on logits")
     rtol: float = Field(1e-3, ge=0, description="parity: relative tolerance on logits")
     parity_samples: int = Field(512, ge=1, description="test samples compared with PyTorch")
+    external_data: bool = Field(
+        False, description="weights in model.onnx.data beside model.onnx, as exporters write "
+        "models over 2 GB; sizes, hashes, verify and the README cover both files")
 
     references = {"input": {"checkpoint"}}
 
@@ -79,7 +83,7 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
         )
     shape = fixed_shape(cfg, data.input_shape, ctx.stage_id) if cfg.target == "mobile" else None
     out = ctx.out_dir / "model.onnx"
-    export_onnx(model, torch.as_tensor(data.x_test[:2]), out, cfg.opset)
+    export_onnx(model, torch.as_tensor(data.x_test[:2]), out, cfg.opset, cfg.external_data)
     try:
         onnx.checker.check_model(str(out), full_check=True)
     except onnx.checker.ValidationError as e:
@@ -121,5 +125,5 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
         meta["compress.input"] = {**meta["compress.input"], "shape": shape}
         set_metadata(out, meta)
     write_contract_json(out)
-    metrics["size_bytes"] = out.stat().st_size
+    metrics["size_bytes"] = model_size_bytes(out)
     return StageResult(primary="model.onnx", metrics=metrics)

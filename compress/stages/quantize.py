@@ -29,6 +29,7 @@ from compress.onnx.contract import (
     source_of,
     write_contract_json,
 )
+from compress.onnx.external import copy_model, model_size_bytes
 from compress.onnx.inspection import int8_weight_fraction
 from compress.onnx.mobile import (
     TargetOptions,
@@ -301,7 +302,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         target, target_meta = finish_mobile(chosen["path"], out, shape, data.x_test,
                                             ctx.stage_id)
     else:
-        shutil.copyfile(chosen["path"], out)
+        copy_model(chosen["path"], out)  # with its external weights file, if it has one
         target = cpu_target_metrics(out)
     dynamic = chosen["setting"].startswith("dynamic")
     ops = int8_ops(out)
@@ -323,7 +324,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         "faster_than_fp32": faster,
         "int8_weight_fraction": round(int8_weight_fraction(out), 4),
         "size_bytes": out.stat().st_size,
-        "fp32_size_bytes": src.path.stat().st_size,
+        "fp32_size_bytes": model_size_bytes(src.path),
         "calibration_method": None if dynamic else cfg.calibration.method,
         "quantization_mode": "dynamic" if dynamic else "static",
         "int8_ops": ops_text(ops["int8"]),
@@ -347,7 +348,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         meta["compress.input"] = {**meta.get("compress.input", {}), "shape": shape}
     set_metadata(out, meta)
     write_contract_json(out)
-    metrics["size_bytes"] = out.stat().st_size
+    metrics["size_bytes"] = model_size_bytes(out)
 
     def public(c: dict) -> dict:
         return {k: v for k, v in c.items() if k != "path"}
