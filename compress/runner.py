@@ -222,6 +222,15 @@ def preflight(stages, world: int, source: str) -> None:
                 "global batch)"))
 
 
+def check_stage_files(stages, data, source: str) -> None:
+    """Files the stages name (foreign ONNX models) checked against the data before a run."""
+    for st in stages:
+        try:
+            st.check_files(data)
+        except CompressError as e:
+            raise type(e)(f"{source}: stage '{st.id}', {e}") from e
+
+
 def _describe_outputs(root: Path, stage_dir: Path) -> dict:
     out = {}
     for p in sorted(stage_dir.rglob("*")):
@@ -254,20 +263,31 @@ def run_pipeline(
     progress: bool = True,
     source: str = "",
     log=print,
+    trust_code: bool = False,
 ) -> RunSummary:
     """Run every stage of `cfg` under `out_root/<name>/`; raises GateError if a gate fails.
 
+    `trust_code` allows `arch: python` models (importing a module the file names runs it).
     Under DDP every rank calls this, and every rank returns rank 0's summary.
     """
     from compress.data import load_dataset
+    from compress.models import python
 
-    # Bad names and bad data fail here, before anything is created or locked.
+    # Bad names, bad data and bad user models fail here, before anything is created or locked.
     root, stage_dirs = output_dirs(cfg, Path(out_root), source or cfg.name)
+    data_hash = data_fingerprint(cfg.data, source or cfg.name)
+    data = load_dataset(cfg.data)
+    preflight(cfg.stages, distributed.world_size(), source or cfg.name)
+    python.check_user_models(cfg.stages, data, trust_code, source or cfg.name)
+    check_stage_files(cfg.stages, data, source or cfg.name)
+    with python.trust_code(trust_code):
+        return _run_pipeline(cfg, root, stage_dirs, data_hash, force, progress, source, log)
+
+
+def _run_pipeline(cfg: PipelineConfig, root: Path, stage_dirs: dict[str, Path], data_hash: str,
+                  force: bool, progress: bool, source: str, log) -> RunSummary:
     manifest_path = root / MANIFEST
     main = distributed.is_main()
-    data_hash = data_fingerprint(cfg.data, source or cfg.name)
-    load_dataset(cfg.data)
-    preflight(cfg.stages, distributed.world_size(), source or cfg.name)
     with pipeline_lock(root) if main else contextlib.nullcontext():
         old = distributed.run_on_main(lambda: _previous_stages(root))
         manifest = {

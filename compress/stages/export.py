@@ -7,6 +7,7 @@ measured in ONNX Runtime, and whose `metadata_props` describe its contract.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -44,20 +45,15 @@ class ExportConfig(StageConfig):
 
 
 
-@register_stage(ExportConfig, produces="onnx", metrics=lambda cfg: METRICS)
-def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
+def export_model(model: torch.nn.Module, data, cfg: ExportConfig, out: Path, described: dict,
+                 source: dict) -> dict:
+    """Export `model` to `out` (ONNX), check it, check parity with PyTorch at two batch sizes,
+    measure its accuracy in ORT and stamp the contract metadata; its metrics. `described` holds
+    what the metadata says of the model (preprocessing, class labels, data, model spec). The
+    stage and `compress.export` both run this."""
     import onnx
 
-    src = ctx.inputs[cfg.input]
-    ckpt = artifacts.load_checkpoint(src.path)
-    model = model_from_checkpoint(ckpt, src.path)
-    data = ctx.dataset()
-    if list(data.input_shape) != list(ckpt["input_shape"]):
-        raise StageError(
-            f"checkpoint {src.path} expects inputs {ckpt['input_shape']} but the data gives "
-            f"{data.input_shape}; export it with the data it was trained on"
-        )
-    out = ctx.out_dir / "model.onnx"
+    model = model.cpu().eval()
     export_onnx(model, torch.as_tensor(data.x_test[:2]), out, cfg.opset)
     try:
         onnx.checker.check_model(str(out), full_check=True)
@@ -87,7 +83,22 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
         "opset": cfg.opset,
     }
     set_metadata(out, contract_metadata(
-        ckpt, data, accuracy_entry(metrics, ort_acc, len(data.y_test)),
-        source_of(ctx, src, checkpoint_sha256=src.sha256)))
+        described, data, accuracy_entry(metrics, ort_acc, len(data.y_test)), source))
     metrics["size_bytes"] = out.stat().st_size
+    return metrics
+
+
+@register_stage(ExportConfig, produces="onnx", metrics=lambda cfg: METRICS)
+def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
+    src = ctx.inputs[cfg.input]
+    ckpt = artifacts.load_checkpoint(src.path)
+    model = model_from_checkpoint(ckpt, src.path)
+    data = ctx.dataset()
+    if list(data.input_shape) != list(ckpt["input_shape"]):
+        raise StageError(
+            f"checkpoint {src.path} expects inputs {ckpt['input_shape']} but the data gives "
+            f"{data.input_shape}; export it with the data it was trained on"
+        )
+    metrics = export_model(model, data, cfg, ctx.out_dir / "model.onnx", ckpt,
+                           source_of(ctx, src, checkpoint_sha256=src.sha256))
     return StageResult(primary="model.onnx", metrics=metrics)

@@ -19,6 +19,7 @@ from compress import artifacts
 from compress.errors import StageError
 from compress.models import (
     MlpSpec,
+    PythonSpec,
     RnnSpec,
     TransformerSpec,
     build_model,
@@ -78,8 +79,15 @@ class PruneConfig(StageConfig, TrainOptions, DistillOptions):
         return self
 
 
-def spec_after_pruning(model: nn.Module, spec):
+def spec_after_pruning(model: nn.Module, spec, input_shape: list[int], num_classes: int):
     """The spec with the channel counts the pruned modules really have."""
+    if isinstance(spec, PythonSpec):
+        # The user's model: what differs from a fresh, unpruned build of it, recorded.
+        from compress.models.python import record_pruning
+
+        base = spec.model_copy(update={"pruned_attributes": None, "pruned_shapes": None})
+        attrs, shapes = record_pruning(build_model(base, input_shape, num_classes), model)
+        return spec.model_copy(update={"pruned_attributes": attrs, "pruned_shapes": shapes})
     if isinstance(spec, MlpSpec):
         hidden = [m.out_features for m in model.features if isinstance(m, nn.Linear)]
         return spec.model_copy(update={"hidden": hidden})
@@ -93,6 +101,20 @@ def spec_after_pruning(model: nn.Module, spec):
         for b in model.blocks
     ]
     return spec.model_copy(update={"stem": model.stem[0].out_channels, "blocks": blocks})
+
+
+def classifier_of(model: nn.Module, num_classes: int) -> nn.Module:
+    """The layer that outputs the logits (kept whole): `head` in our families, else the last
+    Linear or Conv whose outputs are the classes."""
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Linear):
+        return head
+    found = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)
+             and getattr(m, "out_features", getattr(m, "out_channels", None)) == num_classes]
+    if not found:
+        raise StageError(f"prune: no Linear or Conv layer of the model outputs the {num_classes} "
+                         "classes; the last layer must be the classifier")
+    return found[-1]
 
 
 def _prunable(model: nn.Module, classifier: nn.Module) -> list[nn.Module]:
@@ -133,19 +155,20 @@ def _taylor_gradients(model: nn.Module, data, cfg: PruneConfig, device) -> None:
 class _Finetuner:
     """Fine-tunes after each pruning step, distilling from the teacher when there is one."""
 
-    def __init__(self, cfg: PruneConfig, ctx: StageContext, data, teacher):
-        self.cfg, self.ctx, self.data, self.teacher = cfg, ctx, data, teacher
+    def __init__(self, cfg: PruneConfig, data, teacher, progress: bool, desc: str):
+        self.cfg, self.data, self.teacher = cfg, data, teacher
+        self.progress, self.desc = progress, desc
 
     def __call__(self, model: nn.Module, step: int) -> FitResult | None:
         if self.cfg.epochs == 0:
             return None
-        desc = f"{self.ctx.stage_id} (fine-tune {step}/{self.cfg.steps})"
+        desc = f"{self.desc} (fine-tune {step}/{self.cfg.steps})"
         if self.teacher is None:
-            return fit(model, self.data, self.cfg, progress=self.ctx.progress, desc=desc)
+            return fit(model, self.data, self.cfg, progress=self.progress, desc=desc)
         distiller = Distiller(model, self.teacher, torch.as_tensor(self.data.x_train[:2]),
                               self.cfg, label_smoothing=self.cfg.label_smoothing)
         return fit(distiller, self.data, self.cfg, loss_fn=distiller.loss,
-                   progress=self.ctx.progress, desc=desc)
+                   progress=self.progress, desc=desc)
 
 
 def _structured(model, classifier, example, cfg: PruneConfig, data, finetune, device, log):
@@ -211,25 +234,15 @@ def metric_names(cfg: PruneConfig) -> tuple[str, ...]:
     return names + (("sparsity_pct", "note") if cfg.method == "unstructured" else ())
 
 
-@register_stage(PruneConfig, produces="checkpoint", metrics=metric_names)
-def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
-    data = ctx.dataset()
-    src = ctx.inputs[cfg.input]
-    model, ckpt = load_model(src.path, data.input_shape)
-    spec = parse_model_spec(ckpt["model"])
-    if isinstance(spec, RnnSpec):
-        raise StageError(
-            f"prune: stage '{cfg.input}' is an rnn ({spec.cell}); pruning supports mlp, resnet and "
-            "transformer (torch-pruning has no GRU pruner and its LSTM pruner is single-layer "
-            "only): shrink an rnn by distilling into a smaller `hidden` instead"
-        )
-    teacher = None
-    if cfg.teacher is not None:
-        teacher, _ = load_model(ctx.inputs[cfg.teacher].path, data.input_shape,
-                                role="teacher checkpoint")
+def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | None = None,
+                progress: bool = True, desc: str = "prune") -> tuple[dict, dict]:
+    """Prune `model` in place (and fine-tune it after each step); (metrics, report of steps).
+
+    The stage and `compress.prune` both run this; the stage then proves the checkpoint rebuilds.
+    """
     device = resolve_device(cfg.device)
     example = torch.as_tensor(data.x_train[:2])
-    classifier = model.head
+    classifier = classifier_of(model, data.num_classes)
     before = {"params": count_params(model), "macs": _macs(model, example),
               "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device),
                                                 data.y_test)}
@@ -249,18 +262,41 @@ def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
             entry["sparsity_pct"] = round(sparsity_pct(m, classifier), 3)
         steps.append(entry)
 
-    finetune = _Finetuner(cfg, ctx, data, teacher)
+    finetune = _Finetuner(cfg, data, teacher, progress, desc)
     if cfg.method == "structured":
         _structured(model, classifier, example, cfg, data, finetune, device, log)
-        new_spec = spec_after_pruning(model, spec)
     else:
         _unstructured(model, classifier, cfg, finetune, log)
-        new_spec = spec
     model.cpu().eval()
 
-    # Proof that the checkpoint rebuilds from its spec alone: a fresh model, strict load,
-    # identical outputs.
-    rebuilt = build_model(new_spec, data.input_shape, data.num_classes)
+    after_acc = accuracy_pct(predict_logits(model, data.x_test, torch.device("cpu")),
+                             data.y_test)
+    metrics = {
+        "method": cfg.method,
+        "test_accuracy_pct": after_acc,
+        "input_test_accuracy_pct": before["test_accuracy_pct"],
+        "accuracy_change_pts": round(after_acc - before["test_accuracy_pct"], 4),
+        "params_before": before["params"],
+        "params": count_params(model),
+        "macs_before": before["macs"],
+        "macs": _macs(model, example),
+        "val_accuracy_pct": steps[-1]["val_accuracy_pct"] if steps else None,
+        "test_samples": len(data.x_test),
+    }
+    metrics["params_reduction_x"] = round(metrics["params_before"] / metrics["params"], 3)
+    metrics["macs_reduction_x"] = round(metrics["macs_before"] / max(1, metrics["macs"]), 3)
+    if cfg.method == "unstructured":
+        metrics["sparsity_pct"] = round(sparsity_pct(model, classifier), 3)
+        metrics["note"] = ("unstructured sparsity: same dense shapes, no speed-up with dense "
+                           "kernels; the zeros only help compression of the file")
+    return metrics, {"before": before, "steps": steps}
+
+
+def check_rebuild(model: nn.Module, spec, data) -> None:
+    """Proof that the checkpoint rebuilds from its spec alone: a fresh model, strict load,
+    identical outputs."""
+    example = torch.as_tensor(data.x_train[:2])
+    rebuilt = build_model(spec, data.input_shape, data.num_classes)
     try:
         rebuilt.load_state_dict(model.state_dict(), strict=True)
     except RuntimeError as e:
@@ -270,28 +306,29 @@ def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
         if not torch.allclose(rebuilt(example), model(example), atol=1e-5):
             raise StageError("pruned model rebuilt from its spec gives different outputs")
 
-    after_acc = accuracy_pct(predict_logits(rebuilt, data.x_test, torch.device("cpu")),
-                             data.y_test)
-    metrics = {
-        "method": cfg.method,
-        "test_accuracy_pct": after_acc,
-        "input_test_accuracy_pct": before["test_accuracy_pct"],
-        "accuracy_change_pts": round(after_acc - before["test_accuracy_pct"], 4),
-        "params_before": before["params"],
-        "params": count_params(rebuilt),
-        "macs_before": before["macs"],
-        "macs": _macs(rebuilt, example),
-        "val_accuracy_pct": steps[-1]["val_accuracy_pct"] if steps else None,
-        "test_samples": len(data.x_test),
-    }
-    metrics["params_reduction_x"] = round(metrics["params_before"] / metrics["params"], 3)
-    metrics["macs_reduction_x"] = round(metrics["macs_before"] / max(1, metrics["macs"]), 3)
-    if cfg.method == "unstructured":
-        metrics["sparsity_pct"] = round(sparsity_pct(rebuilt, rebuilt.head), 3)
-        metrics["note"] = ("unstructured sparsity: same dense shapes, no speed-up with dense "
-                           "kernels; the zeros only help compression of the file")
-    payload = checkpoint_payload(rebuilt, new_spec, data, ctx.data_cfg, cfg, metrics)
+
+@register_stage(PruneConfig, produces="checkpoint", metrics=metric_names)
+def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
+    data = ctx.dataset()
+    src = ctx.inputs[cfg.input]
+    model, ckpt = load_model(src.path, data.input_shape)
+    spec = parse_model_spec(ckpt["model"])
+    if isinstance(spec, RnnSpec):
+        raise StageError(
+            f"prune: stage '{cfg.input}' is an rnn ({spec.cell}); pruning supports mlp, resnet and "
+            "transformer (torch-pruning has no GRU pruner and its LSTM pruner is single-layer "
+            "only): shrink an rnn by distilling into a smaller `hidden` instead"
+        )
+    teacher = None
+    if cfg.teacher is not None:
+        teacher, _ = load_model(ctx.inputs[cfg.teacher].path, data.input_shape,
+                                role="teacher checkpoint")
+    metrics, report = prune_model(model, data, cfg, teacher, ctx.progress, ctx.stage_id)
+    new_spec = (spec_after_pruning(model, spec, data.input_shape, data.num_classes)
+                if cfg.method == "structured" else spec)
+    check_rebuild(model, new_spec, data)
+    payload = checkpoint_payload(model, new_spec, data, ctx.data_cfg, cfg, metrics)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
-    artifacts.write_json(ctx.out_dir / "prune.json", {"before": before, "steps": steps,
+    artifacts.write_json(ctx.out_dir / "prune.json", {**report,
                                                       "spec": new_spec.model_dump(mode="json")})
     return StageResult(primary="model.pt", metrics=metrics)

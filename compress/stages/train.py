@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from torch import nn
 
 from compress import artifacts
 from compress.models import ModelSpec, ResNetSpec, build_model
@@ -28,16 +29,24 @@ class TrainConfig(StageConfig, TrainOptions):
 # in metrics.json and the manifest, where the energy estimate of the measurement code reads them.
 
 
+def train_model(model: nn.Module, data, cfg: TrainOptions, progress: bool = True,
+                desc: str = "train") -> tuple[dict, list[dict]]:
+    """Train `model` in place (best validation epoch kept, left on the CPU); (metrics, per-epoch
+    history). The stage and `compress.train` both run this."""
+    result = fit(model, data, cfg, progress=progress, desc=desc)
+    metrics = fit_metrics(model, data, result)
+    model.cpu()
+    return metrics, result.history
+
+
 @register_stage(TrainConfig, produces="checkpoint", metrics=lambda cfg: METRICS)
 def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     # Seed before building: the initial weights must not depend on what ran earlier.
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.input_shape, data.num_classes)
-    result = fit(model, data, cfg, progress=ctx.progress, desc=ctx.stage_id)
-    metrics = fit_metrics(model, data, result)
-    model.cpu()
+    metrics, history = train_model(model, data, cfg, ctx.progress, ctx.stage_id)
     payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, metrics)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
-    artifacts.write_json(ctx.out_dir / "history.json", result.history)
+    artifacts.write_json(ctx.out_dir / "history.json", history)
     return StageResult(primary="model.pt", metrics=metrics)
