@@ -104,6 +104,7 @@ def _module(model, data, fn: str, trust_code: bool) -> nn.Module:
     from compress.models import build_model, python
 
     if isinstance(model, nn.Module):
+        python.check_output(model, data.input_shape, data.num_classes, f"compress.{fn}")
         return model
     if isinstance(model, dict) and model.get("arch") == "python":
         if not trust_code:

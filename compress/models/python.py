@@ -203,13 +203,17 @@ def check_output(model, input_shape: list[int], num_classes: int, what: str) -> 
     """One forward pass on zeros: the model must give (batch, num_classes) logits."""
     import torch
 
-    model.eval()
+    was_training = model.training
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    model.eval()  # eval: two zero samples must not move batch-norm statistics
     try:
         with torch.no_grad():
-            out = model(torch.zeros(2, *input_shape))
+            out = model(torch.zeros(2, *input_shape, device=device))
     except Exception as e:
         raise ConfigError(f"{what}: the model fails on inputs shaped {[2, *input_shape]} "
                           f"({type(e).__name__}: {_first(e)})") from e
+    finally:
+        model.train(was_training)
     shape = list(getattr(out, "shape", []))
     if shape != [2, num_classes]:
         raise ConfigError(f"{what}: the model outputs {shape or type(out).__name__} for a batch "
