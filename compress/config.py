@@ -334,7 +334,7 @@ def parse_pipeline(raw: Any, source: str, base_dir: Path | None = None) -> Pipel
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with name, data and stages at the top, "
                           f"got {type(raw).__name__}")
-    raw = _resolve_paths(raw, base_dir)
+    raw = _resolve_paths(raw, base_dir, source)
     try:
         cfg = PipelineConfig.model_validate(raw)
     except ValidationError as e:
@@ -343,12 +343,14 @@ def parse_pipeline(raw: Any, source: str, base_dir: Path | None = None) -> Pipel
     return cfg
 
 
-def _resolve_paths(raw: dict, base_dir: Path | None) -> dict:
+def _resolve_paths(raw: dict, base_dir: Path | None, source: str = "pipeline") -> dict:
     data = raw.get("data")
     if base_dir is not None and isinstance(data, dict) and isinstance(data.get("path"), str):
         p = Path(data["path"]).expanduser()
         if not p.is_absolute():
             raw = {**raw, "data": {**data, "path": str((base_dir / p).resolve())}}
+    if isinstance(raw.get("stages"), list):
+        raw = {**raw, "stages": [_resolve_stage(st, base_dir, source) for st in raw["stages"]]}
     return raw
 
 
@@ -387,6 +389,32 @@ def yaml_hint(text: str, e: yaml.MarkedYAMLError) -> str | None:
             f"check the indentation of this key against the one above{where}; keys of one "
             "mapping start in the same column, a nested one further right under a key that "
             "ends with ':'")
+
+
+def _resolve_stage(st: Any, base_dir: Path | None, source: str) -> Any:
+    """Files a stage names, found from the pipeline's folder: ONNX files (`onnx:`,
+    `teacher: {onnx: ...}`) and the module of an `arch: python` model (found, not imported)."""
+    if not isinstance(st, dict):
+        return st
+    from compress.models import python
+
+    st = dict(st)
+    for key, holder in (("onnx", st), ("onnx", st.get("teacher"))):
+        if isinstance(holder, dict) and isinstance(holder.get(key), str) and base_dir:
+            p = Path(holder[key]).expanduser()
+            holder_new = {**holder, key: str(p if p.is_absolute() else (base_dir / p).resolve())}
+            if holder is st:
+                st = holder_new
+            else:
+                st["teacher"] = holder_new
+    model = st.get("model")
+    if isinstance(model, dict) and model.get("arch") == "python":
+        try:
+            st["model"] = python.resolve(model, base_dir)
+        except ValueError as e:
+            where = f"stage '{st.get('id')}'" if st.get("id") else "stages"
+            raise ConfigError(f"{source}: {where}, field 'model.factory': {e}") from e
+    return st
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:

@@ -249,6 +249,15 @@ def primary_sha256(root: Path, entry: dict) -> str:
                            for p in files])
 
 
+def check_stage_files(stages, data, source: str) -> None:
+    """Files the stages name (foreign ONNX models) checked against the data before a run."""
+    for st in stages:
+        try:
+            st.check_files(data)
+        except CompressError as e:
+            raise type(e)(f"{source}: stage '{st.id}', {e}") from e
+
+
 def _describe_outputs(root: Path, stage_dir: Path) -> dict:
     out = {}
     for p in sorted(stage_dir.rglob("*")):
@@ -282,10 +291,12 @@ def run_pipeline(
     source: str = "",
     log=print,
     on_event: Listener | None = None,
+    trust_code: bool = False,
 ) -> RunSummary:
     """Run every stage of `cfg` under `out_root/<name>/`; raises GateError if a gate fails.
 
     `log` gets the console's lines; `on_event` every typed event (compress.events) as it happens.
+    `trust_code` allows `arch: python` models (importing a module the file names runs it).
     Under DDP every rank calls this, and every rank returns rank 0's summary.
     """
     from compress.data import decode_cache
@@ -293,20 +304,24 @@ def run_pipeline(
     root, _ = output_dirs(cfg, Path(out_root), source or cfg.name)
     with decode_cache(root / CACHE):  # decoded image folders live in the run folder
         return _run_pipeline(cfg, out_root, force, progress, source,
-                             fan_out(to_console(log), on_event))
+                             fan_out(to_console(log), on_event), trust_code)
 
 
 def _run_pipeline(cfg: PipelineConfig, out_root, force: bool, progress: bool, source: str,
-                  emit: Listener) -> RunSummary:
+                  emit: Listener, trust_code: bool) -> RunSummary:
     from compress.data import load_dataset
+    from compress.models import python
 
     where = source or cfg.name
-    # Bad names and bad data fail here, before anything is created or locked.
+    # Bad names, bad data and bad user models fail here, before anything is created or locked.
     root, stage_dirs = output_dirs(cfg, Path(out_root), where)
     data_hash = data_fingerprint(cfg.data, where)
-    load_dataset(cfg.data)
+    data = load_dataset(cfg.data)
     preflight(cfg.stages, distributed.world_size(), where)
-    with pipeline_lock(root) if distributed.is_main() else contextlib.nullcontext():
+    python.check_user_models(cfg.stages, data, trust_code, where)
+    check_stage_files(cfg.stages, data, where)
+    with python.trust_code(trust_code), (
+            pipeline_lock(root) if distributed.is_main() else contextlib.nullcontext()):
         old = distributed.run_on_main(lambda: _previous_stages(root))
         manifest = _new_manifest(cfg, source, data_hash)
         ran, cached = _run_stages(cfg, root, stage_dirs, old, manifest, data_hash, force,

@@ -18,6 +18,7 @@ from compress.cli.ci import ci_options, compare
 from compress.cli.options import YamlValue, build_config, config_options
 from compress.cli.stage import (
     OUT_OPTION,
+    TRUST_OPTION,
     checkpoint_input,
     data_config,
     run_standalone,
@@ -99,9 +100,11 @@ def cli(debug: bool) -> None:
     path_type=Path), help="root folder; artifacts go to OUT/<pipeline name>/<stage id>/")
 @click.option("--force", is_flag=True, help="rerun every stage, ignoring the cache")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
+@TRUST_OPTION
 @config_options(EnergyConfig, skip=set())
 @ci_options
-def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **energy) -> None:
+def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, trust_code: bool, ci,
+        **energy) -> None:
     """Run the pipeline in PIPELINE (YAML), skipping stages whose inputs did not change.
 
     The energy options override the pipeline's `energy:` section."""
@@ -120,7 +123,7 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, ci, **en
         main = distributed.is_main()
         try:
             summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
-                                   source=str(pipeline),
+                                   source=str(pipeline), trust_code=trust_code,
                                    log=lambda m: click.echo(m, err=True) if main else None,
                                    on_event=ci.listen)
         except GateError as e:
@@ -167,10 +170,12 @@ def train(data, out: Path, **values) -> None:
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @OUT_OPTION
 @FORMAT_OPTION
+@TRUST_OPTION
 @config_options(stage_cls("export"), skip={"id", "stage", "input"})
-def export(checkpoint: Path, out: Path, fmt: str, **values) -> None:
+def export(checkpoint: Path, out: Path, fmt: str, trust_code: bool, **values) -> None:
     """Export CHECKPOINT to ONNX, check parity with PyTorch and measure accuracy in ORT."""
     from compress import artifacts
+    from compress.models.python import trust_code as trusting
     from compress.stages import Artifact
 
     if onnx_input(checkpoint):
@@ -179,8 +184,9 @@ def export(checkpoint: Path, out: Path, fmt: str, **values) -> None:
     cfg = build_config(stage_cls("export"), "compress export",
                        {"id": "export", "input": "checkpoint", **values})
     art = Artifact("checkpoint", "checkpoint", checkpoint, artifacts.sha256_file(checkpoint))
-    run_standalone(cfg, data_config(ckpt["data"], f"{checkpoint}: data "),
-                    {"checkpoint": art}, out)
+    with trusting(trust_code):
+        run_standalone(cfg, data_config(ckpt["data"], f"{checkpoint}: data "),
+                       {"checkpoint": art}, out)
     export_formats(out / "model.onnx", out, fmt)
 
 

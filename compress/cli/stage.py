@@ -73,3 +73,7 @@ def checkpoint_input(path: Path, name: str):
 
     ckpt = artifacts.load_checkpoint(path)
     return Artifact(name, "checkpoint", path, artifacts.sha256_file(path)), ckpt["data"]
+
+TRUST_OPTION = click.option(
+    "--trust-code", is_flag=True, help="allow `arch: python` models: import (and so run) the "
+    "module a file names as a model factory")

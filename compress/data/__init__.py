@@ -6,11 +6,12 @@ returns raw arrays; this module splits, checks and normalises them into a `Datas
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
@@ -56,6 +57,7 @@ class Dataset:
     num_classes: int
     class_labels: list[str] = field(default_factory=list)
     source_steps: dict = field(default_factory=dict)  # file -> raw sample, e.g. {"image": ...}
+    spec: Any = None  # the config it was loaded from (in-memory data: compress.data.ArraysData)
 
     @property
     def input_shape(self) -> list[int]:
@@ -96,7 +98,12 @@ def _load_cached(_key: str, cfg) -> Dataset | TextCorpus:
     if cfg.source == "pydoc":
         return load_pydoc_corpus(cfg)  # sentences: no arrays to normalise
     raw: RawSplits = _LOADERS[cfg.source](cfg)
-    return _normalise(cfg.source, raw)
+    return normalise_raw(cfg.source, raw, cfg)
+
+
+def normalise_raw(name: str, raw: RawSplits, spec: Any) -> Dataset:
+    """Checked raw splits -> a normalised Dataset that remembers the spec it came from."""
+    return dataclasses.replace(_normalise(name, raw), spec=spec)
 
 
 def _normalise(name: str, raw: RawSplits) -> Dataset:
@@ -175,6 +182,9 @@ def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.nda
     return ((x - np.reshape(mean, shape)) / np.reshape(std, shape)).astype(np.float32)
 
 
-__all__ = ["TEXT_SOURCES", "CsvData", "DataConfig", "Dataset", "DigitsData", "ImageFolderData",
-           "Mnist1dData", "NpzData", "PydocData", "SklearnData", "TextCorpus", "content_sha256",
-           "decode_cache", "describe_data", "load_dataset"]
+from compress.data.arrays import ArraysData, from_arrays, from_torch  # noqa: E402  (API)
+
+__all__ = ["ArraysData", "from_arrays", "from_torch", "TEXT_SOURCES", "CsvData", "DataConfig",
+           "Dataset", "DigitsData", "ImageFolderData", "Mnist1dData", "NpzData", "PydocData",
+           "SklearnData", "TextCorpus", "content_sha256", "decode_cache", "describe_data",
+           "load_dataset"]

@@ -42,11 +42,12 @@ def load_npz_raw(cfg: NpzData) -> RawSplits:
             arrays = {k: f[k] for k in f.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}); save it with numpy.savez") from e
-    return raw_splits_from(arrays, cfg, path)
+    return raw_from_arrays(arrays, path, cfg.val_fraction, cfg.seed)
 
 
-def raw_splits_from(arrays: dict[str, np.ndarray], cfg: SplitFields, path: Path) -> RawSplits:
-    """The checked splits of the npz contract's arrays (the csv source builds the same dict)."""
+def raw_from_arrays(arrays: dict, path, val_fraction: float, seed: int) -> RawSplits:
+    """Checked splits from x_train, y_train, x_test, y_test (x_val, y_val, class_labels
+    optional); `path` names where they came from in errors (a file, or the Python API)."""
     missing = [k for k in REQUIRED if k not in arrays]
     if ("x_val" in arrays) != ("y_val" in arrays):
         missing.append("y_val" if "x_val" in arrays else "x_val")
@@ -96,7 +97,7 @@ def raw_splits_from(arrays: dict[str, np.ndarray], cfg: SplitFields, path: Path)
         x_train, y_train, x_val, y_val = x["train"], y["train"], x["val"], y["val"]
     else:
         x_train, y_train, x_val, y_val = stratified_split(
-            x["train"], y["train"], cfg.val_fraction, cfg.seed
+            x["train"], y["train"], val_fraction, seed
         )
     return RawSplits(
         x_train, y_train, x_val, y_val, x["test"], y["test"], num_classes, class_labels=labels
@@ -138,3 +139,8 @@ def _check_pair(path: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:
         raise DataError(f"{where}: x_{split} holds {bad} NaN/Inf value(s); clean or impute them")
     if y.min() < 0:
         raise DataError(f"{where}: y_{split} has negative label {y.min()}; use 0..K-1")
+
+
+def raw_splits_from(arrays: dict[str, np.ndarray], cfg: SplitFields, path: Path) -> RawSplits:
+    """The checked splits of the npz contract's arrays (the csv source builds the same dict)."""
+    return raw_from_arrays(arrays, path, cfg.val_fraction, cfg.seed)

@@ -7,6 +7,7 @@ checkpoint rebuilds from data alone, without pickled code.
 
 from __future__ import annotations
 
+from compress.models.python import PythonSpec
 from compress.models.specs import (
     AnySpec,
     MlpSpec,
@@ -27,6 +28,10 @@ def build_model(spec, input_shape: list[int], num_classes: int):
 
     if isinstance(spec, dict):
         spec = parse_model_spec(spec)
+    if isinstance(spec, PythonSpec):  # the user's own code (needs consent, see models.python)
+        from compress.models import python
+
+        return python.build(spec, input_shape, num_classes)
     families = {MlpSpec: MLP, ResNetSpec: ResNet, RnnSpec: RNN, TransformerSpec: Transformer}
     return families[type(spec)](spec, input_shape, num_classes)
 
@@ -35,5 +40,6 @@ def count_params(model) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-__all__ = ["AnySpec", "ModelSpec", "MlpSpec", "ResNetSpec", "RnnSpec", "TransformerSpec",
+__all__ = ["AnySpec", "ModelSpec", "MlpSpec", "PythonSpec", "ResNetSpec", "RnnSpec",
+           "TransformerSpec",
            "build_model", "count_params", "parse_model_spec"]

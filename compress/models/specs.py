@@ -136,7 +136,9 @@ class TransformerSpec(BaseModel):
         return [EncoderLayerSpec(heads=self.heads, ff=self.ff) for _ in range(self.layers)]
 
 
-AnySpec = MlpSpec | ResNetSpec | RnnSpec | TransformerSpec
+from compress.models.python import PythonSpec  # noqa: E402  (no torch: it finds, not imports)
+
+AnySpec = MlpSpec | ResNetSpec | RnnSpec | TransformerSpec | PythonSpec
 ModelSpec = Annotated[AnySpec, Field(discriminator="arch")]
 _SPEC = TypeAdapter(ModelSpec)
 

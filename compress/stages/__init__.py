@@ -19,6 +19,7 @@ from compress.stages import (  # noqa: F401  (text pipelines: compress.text)
     pretrained,
 )
 from compress.stages import explain  # noqa: F401  (attribution fidelity)
+from compress.stages import import_onnx  # noqa: F401  (stage `import`: foreign ONNX models)
 from compress.stages.base import (
     STAGES,
     Artifact,

@@ -40,6 +40,10 @@ class StageConfig(BaseModel):
             out[name] = [value] if isinstance(value, str) else list(value or [])
         return out
 
+    def check_files(self, data) -> None:
+        """Refuse, before a run writes anything, files this step names (an ONNX model) that
+        cannot work with `data`: raise a CompressError starting "field '<name>': ..."."""
+
     def hash_payload(self) -> dict[str, Any]:
         """What the cache key covers: every field but the id (renaming reruns nothing)."""
         return self.model_dump(mode="json", exclude={"id"})
@@ -76,11 +80,12 @@ class StageContext:
     progress: bool = True
     energy: Any = None  # the pipeline's EnergyConfig (power model, grid intensity); None = defaults
     cache_key: str = ""  # the runner's content hash for this stage; "" outside a pipeline
+    data: Any = None  # a Dataset given in memory (the Python API); None = load data_cfg
 
     def dataset(self):
         from compress.data import load_dataset
 
-        return load_dataset(self.data_cfg)
+        return self.data if self.data is not None else load_dataset(self.data_cfg)
 
 
 @dataclass

@@ -1,28 +1,54 @@
-"""Stage `distill`: train a small student from a teacher checkpoint (Hinton distillation, optional
-hint layer), and the same student without the teacher (same seed, same epochs), so the gain from
-distillation is measured rather than assumed.
+"""Stage `distill`: train a small student from a teacher (Hinton distillation, optional hint
+layer), and the same student without the teacher (same seed, same epochs), so the gain from
+distillation is measured rather than assumed. The teacher is a checkpoint, or an ONNX model
+(an earlier stage's, or `teacher: {onnx: path}`) run in ONNX Runtime on the same batches.
 
-Consumes a teacher checkpoint; produces the student's `model.pt`, `history.json` (per-epoch
-figures with and without the teacher) and metrics with both test accuracies.
+Consumes a teacher; produces the student's `model.pt`, `history.json` (per-epoch figures with
+and without the teacher) and metrics with both test accuracies.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Literal
 
-from pydantic import Field
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
 
 from compress import artifacts
-from compress.models import ModelSpec, ResNetSpec
+from compress.errors import StageError
+from compress.models import ModelSpec, ResNetSpec, build_model, count_params
+from compress.models.checkpoint import checkpoint_payload
+from compress.onnx.foreign import OrtTeacher, check_foreign_onnx, file_sha256
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.trainer.options import FIT_METRICS as TRAIN_METRICS
-from compress.trainer.options import DistillOptions, HintConfig, TrainOptions
+from compress.trainer.distillation import Distiller, DistillOptions, HintConfig, load_model
+from compress.trainer.training import FIT_METRICS as TRAIN_METRICS
+from compress.trainer.training import (
+    TrainOptions,
+    accuracy_pct,
+    fit,
+    fit_metrics,
+    predict_logits,
+    resolve_device,
+    seed_everything,
+)
+
+
+class OnnxTeacher(BaseModel):
+    """A teacher that exists only as an ONNX file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    onnx: str = Field(description="ONNX model whose logits teach; relative paths start at the "
+                      "pipeline file")
 
 
 class DistillConfig(StageConfig, TrainOptions, DistillOptions):
     stage: Literal["distill"] = "distill"
-    teacher: str = Field(description="id of the stage whose checkpoint teaches")
+    teacher: str | OnnxTeacher = Field(
+        description="id of the stage whose checkpoint or ONNX model teaches, or {onnx: path}")
     model: ModelSpec = Field(
         default_factory=lambda: ResNetSpec(width=8, stages=2), description="student architecture"
     )
@@ -32,66 +58,77 @@ class DistillConfig(StageConfig, TrainOptions, DistillOptions):
         "report the difference; doubles the stage's training time"
     )
 
-    references = {"teacher": {"checkpoint"}}
+    references = {"teacher": {"checkpoint", "onnx"}}
+
+    @model_validator(mode="after")
+    def _hint_needs_torch(self):
+        if self.hint is not None and isinstance(self.teacher, OnnxTeacher):
+            raise ValueError("hint (feature) distillation needs a PyTorch teacher's layers; an "
+                             "ONNX teacher gives logits only: drop `hint`")
+        return self
+
+    def referenced_ids(self) -> dict[str, list[str]]:
+        return {"teacher": [self.teacher] if isinstance(self.teacher, str) else []}
+
+    def check_files(self, data) -> None:
+        if isinstance(self.teacher, OnnxTeacher):
+            check_foreign_onnx(self.teacher.onnx, data, "teacher.onnx")
+
+    def hash_payload(self) -> dict:
+        payload = super().hash_payload()
+        if isinstance(self.teacher, OnnxTeacher):
+            payload["teacher_sha256"] = file_sha256(self.teacher.onnx)
+        return payload
 
 
 def metric_names(cfg: DistillConfig) -> tuple[str, ...]:
     names = (*TRAIN_METRICS, "teacher_test_accuracy_pct", "teacher_params",
-             "compression_params_x", "temperature", "alpha", "warning")
+             "compression_params_x", "temperature", "alpha", "teacher_runtime", "warning")
     if cfg.compare_without_teacher:
         names += ("without_teacher_test_accuracy_pct", "without_teacher_val_accuracy_pct",
                   "distillation_gain_pts")
     return names
 
 
-@register_stage(DistillConfig, produces="checkpoint", metrics=metric_names)
-def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
-    import torch
+def teacher_params(teacher: nn.Module) -> int:
+    if isinstance(teacher, OrtTeacher):
+        from compress.onnx.inspection import inspect_file
 
-    from compress.models import build_model, count_params
-    from compress.models.checkpoint import checkpoint_payload
-    from compress.trainer.distillation import Distiller, load_model
-    from compress.trainer.training import (
-        accuracy_pct,
-        fit,
-        fit_metrics,
-        predict_logits,
-        resolve_device,
-        seed_everything,
-    )
+        return int(inspect_file(teacher.path)["params"])
+    return count_params(teacher)
 
-    data = ctx.dataset()
-    teacher_art = ctx.inputs[cfg.teacher]
-    teacher, _ = load_model(teacher_art.path, data.input_shape, role="teacher checkpoint")
+
+def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConfig,
+                  progress: bool = True, desc: str = "distill") -> tuple[dict, dict]:
+    """Train `student` (in place) from `teacher` (a module, or an OrtTeacher) and, when asked, a
+    copy of its initial weights on labels alone; (metrics, history). The stage and
+    `compress.distill` both run this."""
     device = resolve_device(cfg.device)
     teacher_acc = accuracy_pct(predict_logits(teacher.to(device), data.x_test, device),
                                data.y_test)
-
-    seed_everything(cfg.seed)
-    student = build_model(cfg.model, data.input_shape, data.num_classes)
-    warning = _larger_student(count_params(student), count_params(teacher))
+    alone = copy.deepcopy(student) if cfg.compare_without_teacher else None
+    t_params = teacher_params(teacher)
+    warning = _larger_student(count_params(student), t_params)
     if warning:
-        print(f"warning: {ctx.stage_id}: {warning}", file=sys.stderr, flush=True)
+        print(f"warning: {desc}: {warning}", file=sys.stderr, flush=True)
     distiller = Distiller(student, teacher, torch.as_tensor(data.x_train[:2]), cfg, cfg.hint,
                           cfg.label_smoothing)
-    result = fit(distiller, data, cfg, loss_fn=distiller.loss, progress=ctx.progress,
-                 desc=f"{ctx.stage_id} (distill)")
-    metrics = fit_metrics(student, data, result, who=ctx.stage_id)
+    result = fit(distiller, data, cfg, loss_fn=distiller.loss, progress=progress,
+                 desc=f"{desc} (distill)")
+    metrics = fit_metrics(student, data, result, who=desc)
     metrics.update({
         "teacher_test_accuracy_pct": teacher_acc,
-        "teacher_params": count_params(teacher),
-        "compression_params_x": round(count_params(teacher) / count_params(student), 2),
+        "teacher_params": t_params,
+        "compression_params_x": round(t_params / count_params(student), 2),
         "temperature": cfg.temperature,
         "alpha": cfg.alpha,
+        "teacher_runtime": "onnxruntime" if isinstance(teacher, OrtTeacher) else "pytorch",
         "warning": warning,  # also in the report; None when there is nothing to say
     })
     history = {"distilled": result.history}
 
-    if cfg.compare_without_teacher:
-        seed_everything(cfg.seed)
-        alone = build_model(cfg.model, data.input_shape, data.num_classes)
-        alone_result = fit(alone, data, cfg, progress=ctx.progress,
-                           desc=f"{ctx.stage_id} (no teacher)")
+    if alone is not None:
+        alone_result = fit(alone, data, cfg, progress=progress, desc=f"{desc} (no teacher)")
         alone_acc = accuracy_pct(predict_logits(alone, data.x_test, device), data.y_test)
         metrics["without_teacher_test_accuracy_pct"] = alone_acc
         metrics["without_teacher_val_accuracy_pct"] = alone_result.best_val_accuracy_pct
@@ -99,8 +136,31 @@ def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
         metrics["train_wall_time_s"] = round(result.wall_time_s + alone_result.wall_time_s, 3)
         metrics["train_cpu_time_s"] = round(result.cpu_time_s + alone_result.cpu_time_s, 3)
         history["without_teacher"] = alone_result.history
-
     student.cpu()
+    return metrics, history
+
+
+def _teacher(cfg: DistillConfig, ctx: StageContext, data) -> nn.Module:
+    if isinstance(cfg.teacher, OnnxTeacher):
+        return OrtTeacher(cfg.teacher.onnx)
+    art = ctx.inputs[cfg.teacher]
+    if art.kind == "onnx":
+        if cfg.hint is not None:
+            raise StageError(f"distill: teacher '{cfg.teacher}' is an ONNX model (logits only); "
+                             "hint distillation needs a checkpoint teacher: drop `hint`")
+        check_foreign_onnx(art.path, data, "teacher")
+        return OrtTeacher(art.path)
+    return load_model(art.path, data.input_shape, role="teacher checkpoint")[0]
+
+
+@register_stage(DistillConfig, produces="checkpoint", metrics=metric_names)
+def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
+    data = ctx.dataset()
+    teacher = _teacher(cfg, ctx, data)
+    # Seed before building: the initial weights must not depend on what ran earlier.
+    seed_everything(cfg.seed)
+    student = build_model(cfg.model, data.input_shape, data.num_classes)
+    metrics, history = distill_model(student, teacher, data, cfg, ctx.progress, ctx.stage_id)
     payload = checkpoint_payload(student, cfg.model, data, ctx.data_cfg, cfg, metrics)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
     artifacts.write_json(ctx.out_dir / "history.json", history)

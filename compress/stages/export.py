@@ -7,6 +7,7 @@ measured in ONNX Runtime, and whose `metadata_props` describe its contract.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -63,26 +64,15 @@ class ExportConfig(StageConfig, TargetOptions):
 
 
 
-def _metric_names(cfg: ExportConfig) -> tuple[str, ...]:
-    # A cpu export records no target metrics: the teacher's export is the baseline, not a build.
-    return METRICS + (target_metric_names(cfg) if cfg.target == "mobile" else ())
-
-
-@register_stage(ExportConfig, produces="onnx", metrics=_metric_names)
-def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
+def export_model(model: torch.nn.Module, data, cfg: ExportConfig, out: Path, described: dict,
+                 source: dict) -> dict:
+    """Export `model` to `out` (ONNX), check it, check parity with PyTorch at two batch sizes,
+    measure its accuracy in ORT and stamp the contract metadata; its metrics. `described` holds
+    what the metadata says of the model (preprocessing, class labels, data, model spec). The
+    stage and `compress.export` both run this."""
     import onnx
 
-    src = ctx.inputs[cfg.input]
-    ckpt = artifacts.load_checkpoint(src.path)
-    model = model_from_checkpoint(ckpt, src.path)
-    data = ctx.dataset()
-    if list(data.input_shape) != list(ckpt["input_shape"]):
-        raise StageError(
-            f"checkpoint {src.path} expects inputs {ckpt['input_shape']} but the data gives "
-            f"{data.input_shape}; export it with the data it was trained on"
-        )
-    shape = fixed_shape(cfg, data.input_shape, ctx.stage_id) if cfg.target == "mobile" else None
-    out = ctx.out_dir / "model.onnx"
+    model = model.cpu().eval()
     export_onnx(model, torch.as_tensor(data.x_test[:2]), out, cfg.opset, cfg.external_data)
     try:
         onnx.checker.check_model(str(out), full_check=True)
@@ -112,12 +102,13 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
         "opset": cfg.opset,
     }
     set_metadata(out, contract_metadata(
-        ckpt, data, accuracy_entry(metrics, ort_acc, len(data.y_test)),
-        source_of(ctx, src, checkpoint_sha256=src.sha256)))
-    if shape is not None:
-        dynamic = ctx.out_dir / "dynamic.onnx"  # removed below: the fixed model is the artifact
+        described, data, accuracy_entry(metrics, ort_acc, len(data.y_test)), source))
+    if cfg.target == "mobile":
+        shape = fixed_shape(cfg, data.input_shape, source.get("stage", "export"))
+        dynamic = out.with_name("dynamic.onnx")  # removed below: the fixed model is the artifact
         out.replace(dynamic)
-        target, target_meta = finish_mobile(dynamic, out, shape, data.x_test, ctx.stage_id)
+        target, target_meta = finish_mobile(dynamic, out, shape, data.x_test,
+                                            source.get("stage", "export"))
         dynamic.unlink()
         metrics.update(target)
         meta = ort_measure.read_metadata(out)
@@ -126,4 +117,27 @@ def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
         set_metadata(out, meta)
     write_contract_json(out)
     metrics["size_bytes"] = model_size_bytes(out)
+    return metrics
+
+
+def _metric_names(cfg: ExportConfig) -> tuple[str, ...]:
+    # A cpu export records no target metrics: the teacher's export is the baseline, not a build.
+    return METRICS + (target_metric_names(cfg) if cfg.target == "mobile" else ())
+
+
+@register_stage(ExportConfig, produces="onnx", metrics=_metric_names)
+def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
+    src = ctx.inputs[cfg.input]
+    ckpt = artifacts.load_checkpoint(src.path)
+    model = model_from_checkpoint(ckpt, src.path)
+    data = ctx.dataset()
+    if list(data.input_shape) != list(ckpt["input_shape"]):
+        raise StageError(
+            f"checkpoint {src.path} expects inputs {ckpt['input_shape']} but the data gives "
+            f"{data.input_shape}; export it with the data it was trained on"
+        )
+    if cfg.target == "mobile":  # a shape that does not fit the data: refused before exporting
+        fixed_shape(cfg, data.input_shape, ctx.stage_id)
+    metrics = export_model(model, data, cfg, ctx.out_dir / "model.onnx", ckpt,
+                           source_of(ctx, src, checkpoint_sha256=src.sha256))
     return StageResult(primary="model.onnx", metrics=metrics)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from torch import nn
 
 from compress import artifacts
-from compress.models import ModelSpec, ResNetSpec
+from compress.models import ModelSpec, ResNetSpec, build_model
+from compress.models.checkpoint import checkpoint_payload
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.trainer.options import FIT_METRICS as METRICS
-from compress.trainer.options import TrainOptions
+from compress.trainer.training import FIT_METRICS as METRICS
+from compress.trainer.training import TrainOptions, fit, fit_metrics, seed_everything
 
 
 class TrainConfig(StageConfig, TrainOptions):
@@ -22,20 +24,24 @@ class TrainConfig(StageConfig, TrainOptions):
     model: ModelSpec = Field(default_factory=ResNetSpec, description="architecture to train")
 
 
+def train_model(model: nn.Module, data, cfg: TrainOptions, progress: bool = True,
+                desc: str = "train") -> tuple[dict, list[dict]]:
+    """Train `model` in place (best validation epoch kept, left on the CPU); (metrics, per-epoch
+    history). The stage and `compress.train` both run this."""
+    result = fit(model, data, cfg, progress=progress, desc=desc)
+    metrics = fit_metrics(model, data, result, who=desc)
+    model.cpu()
+    return metrics, result.history
+
+
 @register_stage(TrainConfig, produces="checkpoint", metrics=lambda cfg: METRICS)
 def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
-    from compress.models import build_model
-    from compress.models.checkpoint import checkpoint_payload
-    from compress.trainer.training import fit, fit_metrics, seed_everything
-
     data = ctx.dataset()
     # Seed before building: the initial weights must not depend on what ran earlier.
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.input_shape, data.num_classes)
-    result = fit(model, data, cfg, progress=ctx.progress, desc=ctx.stage_id)
-    metrics = fit_metrics(model, data, result, who=ctx.stage_id)
-    model.cpu()
+    metrics, history = train_model(model, data, cfg, ctx.progress, ctx.stage_id)
     payload = checkpoint_payload(model, cfg.model, data, ctx.data_cfg, cfg, metrics)
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
-    artifacts.write_json(ctx.out_dir / "history.json", result.history)
+    artifacts.write_json(ctx.out_dir / "history.json", history)
     return StageResult(primary="model.pt", metrics=metrics)
