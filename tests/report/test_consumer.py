@@ -18,7 +18,6 @@ from compress.errors import GateError
 from compress.measure.ort import read_metadata
 from compress.report.consumer import ship_choice
 from compress.runner import run_pipeline
-
 from tests.conftest import REPO
 
 TABLE = {
