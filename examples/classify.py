@@ -33,7 +33,8 @@ def load(model_path: Path) -> tuple[ort.InferenceSession, dict]:
 
 
 def preprocess(raw: np.ndarray, pre: dict) -> np.ndarray:
-    """(raw - mean[c]) / std[c] per channel (axis 1), in float64, then float32: as in training."""
+    """(raw - mean[i]) / std[i] along axis 1 (a feature for NF, a channel otherwise), in float64,
+    then float32: as in training."""
     shape = [1, -1] + [1] * (raw.ndim - 2)
     mean = np.asarray(pre["mean"], dtype=np.float64).reshape(shape)
     std = np.asarray(pre["std"], dtype=np.float64).reshape(shape)
