@@ -3,7 +3,8 @@
     python examples/classify.py exported/digits/student_int8/model.onnx [--data test_data.npz]
 
 Everything needed to feed the model is in its metadata_props: the input name and shape, the
-preprocessing (per-channel mean and std) and the class labels. Given labelled raw test data
+preprocessing (mean and std per feature of a table, layout NF, else per channel) and the
+class labels. Given labelled raw test data
 (by default `test_data.npz` in the pipeline folder above the model: x raw in model layout, y
 labels), it prints the accuracy and compares it with the test accuracy stored in the model.
 Exit code 0 when they agree, 1 when they do not, 2 on bad input. Works on .onnx and .ort files.
