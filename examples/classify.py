@@ -4,7 +4,8 @@
     python examples/classify.py exported/digits-images/student_int8/model.onnx --image a.png b.jpg
 
 Everything needed to feed the model is in its metadata_props: the input name and shape, the
-preprocessing (per-channel mean and std) and the class labels. Given labelled raw test data
+preprocessing (mean and std per feature of a table, layout NF, else per channel) and the
+class labels. Given labelled raw test data
 (by default `test_data.npz` in the pipeline folder above the model: x raw in model layout, y
 labels), it prints the accuracy and compares it with the test accuracy stored in the model.
 Exit code 0 when they agree, 1 when they do not, 2 on bad input. Works on .onnx and .ort files.
@@ -38,7 +39,8 @@ def load(model_path: Path) -> tuple[ort.InferenceSession, dict]:
 
 
 def preprocess(raw: np.ndarray, pre: dict) -> np.ndarray:
-    """(raw - mean[c]) / std[c] per channel (axis 1), in float64, then float32: as in training."""
+    """(raw - mean[i]) / std[i] along axis 1 (a feature for NF, a channel otherwise), in float64,
+    then float32: as in training."""
     shape = [1, -1] + [1] * (raw.ndim - 2)
     mean = np.asarray(pre["mean"], dtype=np.float64).reshape(shape)
     std = np.asarray(pre["std"], dtype=np.float64).reshape(shape)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from compress import artifacts
 from compress.config import parse_pipeline
 from compress.measure.ort import make_session, read_metadata
 from compress.runner import run_pipeline
@@ -77,7 +78,13 @@ def test_manifest_lists_every_model_file_with_hash_size_and_accuracy(compress_ru
     index = {a["stage"]: a for a in summary.manifest["artifacts"]}
     # assert
     assert set(index) == {*ONNX_STAGES, "student_int8_ort"}
-    assert summary.manifest["ship"] == "student_int8" and index["student_int8"]["ship"]
+    # the int8 student ships unless its fp32 export is as fast and as accurate (issue 22)
+    bench = artifacts.read_json(root / "bench" / "bench.json")["models"]
+    fp32, int8 = ((bench[m]["latency"]["b1_t1"]["p50_ms"], bench[m]["accuracy_pct"])
+                  for m in ("student_fp32", "student_int8"))
+    dominated = fp32[0] <= int8[0] and fp32[1] >= int8[1]
+    ship = "student_fp32" if dominated else "student_int8"
+    assert summary.manifest["ship"] == ship and index[ship]["ship"]
     for sid, a in index.items():
         out = summary.manifest["stages"][sid]["outputs"][a["path"]]
         assert (a["sha256"], a["size_bytes"]) == (out["sha256"], out["size_bytes"])
