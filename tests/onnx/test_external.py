@@ -91,7 +91,7 @@ def test_bench_reports_the_true_size(tmp_path):
     # execute
     res = CliRunner().invoke(cli, ["bench", str(path), "--data", "digits", "--out", str(out),
                                    "--warmup-runs", "1", "--min-runs", "3", "--min-time-s", "0",
-                                   "--batch-sizes", "1", "--memory", "false",
+                                   "--batch-sizes", "1", "--no-memory",
                                    "--energy-time-s", "0"])
     # assert: 80 KB of weights counted (it was the 1 KB .onnx alone)
     assert res.exit_code == 0, res.output
