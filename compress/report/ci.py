@@ -241,7 +241,7 @@ def append_markdown(path: str | Path, text: str) -> None:
 def compare_markdown(result: dict) -> str:
     """`compress compare` for people: one row per model, baseline -> candidate and the change;
     then the checks on the shipped model and how latency was measured."""
-    from compress.report.markdown import fmt_bytes, fmt_energy, fmt_ms
+    from compress.report.units import fmt_bytes, fmt_energy, fmt_ms
 
     def change(v: float | None, unit: str) -> str:
         return "" if v is None else f" ({v:+.1f}{unit})"

@@ -5,7 +5,7 @@ mobile usability checker says each mobile EP can run. Reads the manifest only; m
 
 from __future__ import annotations
 
-from compress.report.markdown import fmt_bytes, fmt_ms
+from compress.report.units import fmt_bytes, fmt_ms
 
 EPS = (("nnapi", "NNAPI"), ("coreml_mlprogram", "CoreML MLProgram"),
        ("coreml_neuralnetwork", "CoreML NeuralNetwork"))

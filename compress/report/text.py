@@ -5,7 +5,7 @@ baseline. Nothing here measures; every number comes from bench.json."""
 
 from __future__ import annotations
 
-from compress.report.markdown import fmt_bytes, fmt_ms
+from compress.report.units import fmt_bytes, fmt_ms
 
 
 def setting_label(setting: str, real: dict) -> str:
