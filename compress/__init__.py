@@ -7,7 +7,7 @@ The Python API (see docs/your-model.md) is loaded on first use, so that `import 
     data = compress.data.from_arrays(x_train, y_train, x_test, y_test)
     student = compress.distill(teacher, MyStudent(), data, temperature=4, epochs=20).model
     fp32 = compress.export(student, "out/student.onnx", data)
-    int8 = compress.quantize(fp32.path, data, max_accuracy_drop_pts=0.5)
+    int8 = compress.quantize(fp32.path, data, max_val_accuracy_drop_pts=0.5)
     print(compress.bench([fp32.path, int8.path], data).summary())
 """
 

@@ -335,7 +335,7 @@ def quantize(model: str | Path, data: DataLike, *, out: str | Path | None = None
         out: folder for `model.onnx` and `quantize.json`; default `<model stem>_int8/`
             beside the model.
         **options: any field of the `quantize` stage (`calibration`, `format`,
-            `activation_type`, `max_accuracy_drop_pts`, ...).
+            `activation_type`, `max_val_accuracy_drop_pts`, ...).
 
     Returns:
         ArtifactResult: the int8 file and its metrics (`test_accuracy_pct`,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from compress.data import TEXT_SOURCES, DataConfig
 from compress.errors import ConfigError
 from compress.measure.energy import EnergyConfig
+from compress.renames import renamed_fields
 from compress.stages import STAGES
 from compress.stages.base import ID_PATTERN, metric_names
 from compress.trainer.distributed import pipeline_options
@@ -79,7 +80,9 @@ class GatesConfig(BaseModel):
     threads: int = Field(1, ge=0, description="latency setting the speed-up is read at")
     cache: Cache = Field("warm", description=CACHE_HELP)
     min_accuracy_pct: float | None = Field(None, ge=0, le=100)
-    max_accuracy_drop_pts: float | None = Field(None, ge=0, le=100)
+    max_test_accuracy_drop_pts: float | None = Field(
+        None, ge=0, le=100, description="test accuracy of `baseline` minus `candidate`, as the "
+        "bench measured both in ORT (was `max_accuracy_drop_pts`)")
     min_latency_speedup: float | None = Field(None, gt=0)
     min_size_reduction: float | None = Field(None, gt=0)
     max_latency_p50_ms: float | None = Field(None, gt=0)
@@ -93,6 +96,8 @@ class GatesConfig(BaseModel):
         default_factory=list, description="pairwise speed-ups, e.g. int8 vs its own fp32"
     )
     metrics: list[MetricGate] = Field(default_factory=list)
+
+    _renamed = renamed_fields("gates", {"max_accuracy_drop_pts": "max_test_accuracy_drop_pts"})
 
 
 class PipelineConfig(BaseModel):
@@ -293,7 +298,7 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                     "there is no explain stage")
                 raise ConfigError(f"{source}: gates, field 'min_attribution_fidelity': {what}; "
                                   "the fidelity gate reads an explain stage")
-        compares = any(v is not None for v in (g.min_accuracy_pct, g.max_accuracy_drop_pts,
+        compares = any(v is not None for v in (g.min_accuracy_pct, g.max_test_accuracy_drop_pts,
                        g.min_latency_speedup, g.min_size_reduction, g.max_latency_p50_ms))
         if compares or g.bench or g.baseline or g.candidate or g.speedups:
             bench = gate_bench(cfg.stages, g)

@@ -87,7 +87,7 @@ def evaluate_gates(cfg, manifest: dict, root: Path, candidate: str | None = None
             "models": list(models),  # the stages the gate judges (to choose the model to ship)
         })
 
-    compares = [g.min_accuracy_pct, g.max_accuracy_drop_pts, g.min_latency_speedup,
+    compares = [g.min_accuracy_pct, g.max_test_accuracy_drop_pts, g.min_latency_speedup,
                 g.min_size_reduction, g.max_latency_p50_ms]
     if any(v is not None for v in compares):
         bench_id, base, cand, m = _bench_models(cfg, manifest)
@@ -100,9 +100,9 @@ def evaluate_gates(cfg, manifest: dict, root: Path, candidate: str | None = None
         if g.min_accuracy_pct is not None:
             add(f"{cand} accuracy", ">=", g.min_accuracy_pct, get(cand, "accuracy_pct"), " %",
                 models=(cand,))
-        if g.max_accuracy_drop_pts is not None:
+        if g.max_test_accuracy_drop_pts is not None:
             drop = get(base, "accuracy_pct") - get(cand, "accuracy_pct")
-            add(f"accuracy drop {base} -> {cand}", "<=", g.max_accuracy_drop_pts, drop, " pts",
+            add(f"accuracy drop {base} -> {cand}", "<=", g.max_test_accuracy_drop_pts, drop, " pts",
                 (cand,), note=_drop_significance(root / bench_id / "bench.json", base, cand))
         if g.min_latency_speedup is not None:
             speed = get(base, f"{setting}.{p50}") / get(cand, f"{setting}.{p50}")

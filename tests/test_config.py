@@ -153,3 +153,38 @@ def test_gate_on_a_metric_that_does_not_exist_fails_before_running(tiny_pipeline
     # assert
     assert "stage 'teacher_onnx' has no metric 'parity_max_diff'" in str(exc.value)
     assert "did you mean 'teacher_onnx.parity_max_abs_diff'?" in str(exc.value)
+
+
+def test_the_old_accuracy_drop_names_still_load_with_a_deprecation_message(capsys):
+    # setup: the three fields that were all called max_accuracy_drop_pts
+    from compress import renames
+    from compress.report.compare import CompareConfig
+
+    renames._SAID.clear()  # said once per process: start afresh
+    raw = {"name": "old", "data": {"source": "digits"},
+           "stages": [{"id": "t", "stage": "train", "model": {"arch": "mlp", "hidden": [8]}},
+                      {"id": "e", "stage": "export", "input": "t"},
+                      {"id": "q", "stage": "quantize", "input": "e", "max_accuracy_drop_pts": 0.7},
+                      {"id": "b", "stage": "bench", "models": ["e", "q"]}],
+           "gates": {"max_accuracy_drop_pts": 0.4}}
+    # execute
+    cfg = parse_pipeline(raw, "old.yaml")
+    compare = CompareConfig(max_accuracy_drop_pts=0.2)
+    # assert: each old key read as its new name, and said so on stderr
+    assert cfg.gates.max_test_accuracy_drop_pts == 0.4
+    assert cfg.stages[2].max_val_accuracy_drop_pts == 0.7
+    assert compare.max_accuracy_regression_pts == 0.2
+    err = capsys.readouterr().err
+    for owner, new in (("gates", "max_test_accuracy_drop_pts"),
+                       ("quantize", "max_val_accuracy_drop_pts"),
+                       ("compare", "max_accuracy_regression_pts")):
+        assert f"deprecated: {owner} field 'max_accuracy_drop_pts' is now '{new}'" in err
+
+
+def test_old_and_new_name_together_is_an_error():
+    # setup
+    from compress.report.compare import CompareConfig
+
+    # execute / assert
+    with pytest.raises(ValueError, match="old name of 'max_accuracy_regression_pts'"):
+        CompareConfig(max_accuracy_drop_pts=0.2, max_accuracy_regression_pts=0.1)

@@ -58,7 +58,7 @@ def test_a_cold_gate_on_a_bench_without_cold_runs_is_refused_at_load():
 
 def test_the_accuracy_drop_gate_says_whether_the_drop_is_significant(tmp_path):
     # setup: a 1-point drop that McNemar's test calls noise
-    cfg = _pipeline({"max_accuracy_drop_pts": 0.5})
+    cfg = _pipeline({"max_test_accuracy_drop_pts": 0.5})
     tests = [{"a": "teacher_onnx", "b": "again", "only_a_correct": 4, "only_b_correct": 1,
               "p_value": 0.375, "significant": False, "drop_pts": 1.0}]
     # execute

@@ -143,7 +143,7 @@ def test_ratio_gates_compare_two_models(tiny_pipeline, tmp_path):
     tiny_pipeline["stages"].insert(2, {"id": "again", "stage": "export", "input": "teacher",
                                        "parity_samples": 64})
     tiny_pipeline["stages"][3]["models"] = ["teacher_onnx", "again"]
-    tiny_pipeline["gates"] = {"max_accuracy_drop_pts": 0.0, "min_size_reduction": 0.99,
+    tiny_pipeline["gates"] = {"max_test_accuracy_drop_pts": 0.0, "min_size_reduction": 0.99,
                               "min_latency_speedup": 1000}
     # execute
     with pytest.raises(GateError) as exc:

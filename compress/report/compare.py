@@ -16,17 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from compress import artifacts
 from compress.errors import ArtifactError, ConfigError
+from compress.renames import renamed_fields
 
 
 class CompareConfig(BaseModel):
     """How `compress compare` measures, and the regressions it tolerates (None: not checked)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _renamed = renamed_fields("compare", {"max_accuracy_drop_pts": "max_accuracy_regression_pts"})
 
     max_latency_regression_pct: float | None = Field(
         None, ge=0, description="fail if the shipped model's p50 grows by more (any batch size)")
-    max_accuracy_drop_pts: float | None = Field(
-        None, ge=0, description="fail if the shipped model's test accuracy drops by more")
+    max_accuracy_regression_pts: float | None = Field(
+        None, ge=0, description="fail if the shipped model's test accuracy drops by more from "
+        "the baseline run to the candidate run (was `max_accuracy_drop_pts`)")
     max_size_increase_pct: float | None = Field(
         None, ge=0, description="fail if the shipped model's file grows by more")
     max_energy_increase_pct: float | None = Field(
@@ -268,8 +271,8 @@ def _checks(row: dict, cfg: CompareConfig) -> list[dict]:
                     "measured": f"{value + 0.0:+.2f}{unit}", "measured_value": value,
                     "passed": value <= limit})
 
-    if cfg.max_accuracy_drop_pts is not None:
-        add("accuracy drop", cfg.max_accuracy_drop_pts, -row["accuracy_change_pts"], " pts")
+    if cfg.max_accuracy_regression_pts is not None:
+        add("accuracy drop", cfg.max_accuracy_regression_pts, -row["accuracy_change_pts"], " pts")
     if cfg.max_size_increase_pct is not None:
         add("size increase", cfg.max_size_increase_pct, row["size_change_pct"], " %")
     if cfg.max_latency_regression_pct is not None:

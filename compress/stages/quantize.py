@@ -51,6 +51,7 @@ from compress.onnx.quantization import (
     ops_text,
     preprocess,
 )
+from compress.renames import renamed_fields
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
 
@@ -79,9 +80,10 @@ class QuantizeConfig(StageConfig, TargetOptions):
         3.0, ge=0, le=100, description="settings within this much of the fastest count as "
         "equally fast; among them the most accurate (val) wins"
     )
-    max_accuracy_drop_pts: float | None = Field(
+    max_val_accuracy_drop_pts: float | None = Field(
         None, ge=0, le=100, description="accuracy-aware: exclude the most sensitive nodes from "
-        "quantization until val accuracy is within this many points of fp32"
+        "quantization until val accuracy is within this many points of fp32 (the budget of "
+        "the search, on the val split; was `max_accuracy_drop_pts`)"
     )
     when_slower: Literal["keep", "fail"] = Field(
         "keep", description="when the chosen int8 model is slower than its fp32 input at every "
@@ -96,6 +98,7 @@ class QuantizeConfig(StageConfig, TargetOptions):
     threads: int = Field(1, ge=0, description="intra-op threads while choosing (0 = all cores)")
 
     references = {"input": {"onnx"}}
+    _renamed = renamed_fields("quantize", {"max_accuracy_drop_pts": "max_val_accuracy_drop_pts"})
 
     @field_validator("select_batch_sizes")
     @classmethod
@@ -213,7 +216,7 @@ def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials, ba
         if (trial["val_accuracy_pct"], -len(excluded)) > (best["val_accuracy_pct"],
                                                           -len(best["excluded_nodes"])):
             best = trial
-        if trial["val_drop_pts"] <= cfg.max_accuracy_drop_pts:
+        if trial["val_drop_pts"] <= cfg.max_val_accuracy_drop_pts:
             best = trial
             break
     return best
@@ -264,7 +267,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     for c in candidates:
         c["latency"], c["speedup_score"] = lat[c["setting"]], round(_score(lat[c["setting"]]), 4)
 
-    budget = cfg.max_accuracy_drop_pts
+    budget = cfg.max_val_accuracy_drop_pts
     eligible = [c for c in candidates if budget is None or c["val_drop_pts"] <= budget]
     trials: list[dict] = []
     if eligible:

@@ -34,7 +34,7 @@ def main() -> None:
     teacher_onnx = compress.export(teacher.model, f"{args.out}/teacher.onnx", data)
     fp32 = compress.export(pruned.model, f"{args.out}/student_fp32.onnx", data)
     int8 = compress.quantize(fp32.path, data, calibration={"method": "minmax", "samples": 512},
-                             max_accuracy_drop_pts=1.0)
+                             max_val_accuracy_drop_pts=1.0)
     bench = compress.bench({"teacher": teacher_onnx.path, "student_fp32": fp32.path,
                             "student_int8": int8.path}, data, batch_sizes=[1, 64])
     print(f"distillation gain: {student.metrics['distillation_gain_pts']:+.2f} pts; pruned "

@@ -61,7 +61,7 @@ def test_wider_candidate_fails_the_thresholds(tiny_run, wide_run, tmp_path):
 
 def test_a_run_against_itself_passes_its_thresholds(tiny_run):
     # setup: no latency threshold, so the outcome does not depend on this machine's noise
-    cfg = CompareConfig(max_accuracy_drop_pts=0, max_size_increase_pct=0,
+    cfg = CompareConfig(max_accuracy_regression_pts=0, max_size_increase_pct=0,
                         min_time_s=0.1, min_runs=50)
     # execute
     result = compare_runs(tiny_run[0], tiny_run[0], cfg)

@@ -143,7 +143,7 @@ def _cfg(gates):
         "gates": gates}, "x")
 
 
-@pytest.mark.parametrize("gates", [{"max_accuracy_drop_pts": 3, "min_latency_speedup": 2},
+@pytest.mark.parametrize("gates", [{"max_test_accuracy_drop_pts": 3, "min_latency_speedup": 2},
                                    None])
 def test_a_slower_int8_model_is_not_shipped(tmp_path, gates):
     # setup: int8 slower than its fp32 export, equally accurate (dominated)
@@ -162,7 +162,7 @@ def test_gates_decide_which_front_model_ships(tmp_path):
     manifest = _bench_manifest(tmp_path, {"teacher_onnx": 1.0, "student_fp32": 0.3,
                                           "student_int8": 0.1},
                                {"teacher_onnx": 98.0, "student_fp32": 97.0, "student_int8": 93.0})
-    cfg = _cfg({"max_accuracy_drop_pts": 3})
+    cfg = _cfg({"max_test_accuracy_drop_pts": 3})
     # execute
     ship, why = ship_choice(cfg, manifest, tmp_path)
     # assert: int8 is on the front but fails the drop gate; the fp32 student meets it

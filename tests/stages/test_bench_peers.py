@@ -27,7 +27,8 @@ def _with_peers(**bench_fields) -> dict:
 @pytest.fixture(scope="module")
 def peers_run(tmp_path_factory):
     raw = _with_peers()
-    raw["gates"] = {"baseline": STATIC, "max_accuracy_drop_pts": 100}  # a peer may be a baseline
+    # a peer may be a baseline
+    raw["gates"] = {"baseline": STATIC, "max_test_accuracy_drop_pts": 100}
     cfg = parse_pipeline(raw, "peers.yaml")
     summary = run_pipeline(cfg, tmp_path_factory.mktemp("peers"), progress=False,
                            log=lambda m: None)

@@ -171,7 +171,7 @@ class _FakeEvaluator:
 def _search(monkeypatch, drops, budget, max_nodes):
     ranking = [{"node": f"n{i}", "op": "Conv", "sqnr_db": float(i)} for i in range(10)]
     monkeypatch.setattr(qstage, "node_sensitivity", lambda *a: ranking)
-    cfg = QuantizeConfig(id="q", input="m", max_accuracy_drop_pts=budget,
+    cfg = QuantizeConfig(id="q", input="m", max_val_accuracy_drop_pts=budget,
                          max_excluded_nodes=max_nodes)
     ev = _FakeEvaluator(drops)
     start = {"setting": "qdq-u8s8", "excluded_nodes": [], **ev.evaluate(Path("0.onnx"))}
