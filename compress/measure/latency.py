@@ -49,8 +49,8 @@ class LatencyStats:
 # The evictor touches this times this core's L2 + L3: more than the last-level cache. Caches do
 # not evict in strict LRU order (adaptive insertion protects lines that are reused, as a
 # model's weights are), so the measured cold p50 against the size touched was checked for a
-# plateau: on a 105 MiB-L3 Xeon it is flat from 0.25x (docs/cold-cache-and-intervals.md). More costs time:
-# each eviction reads the whole buffer.
+# plateau: on a 105 MiB-L3 Xeon it is flat from 0.25x (docs/cold-cache-and-intervals.md). More
+# costs time: each eviction reads the whole buffer.
 EVICT_FACTOR = 1.0
 
 
