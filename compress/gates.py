@@ -102,8 +102,9 @@ def evaluate_gates(cfg, manifest: dict, root: Path, candidate: str | None = None
                 models=(cand,))
         if g.max_test_accuracy_drop_pts is not None:
             drop = get(base, "accuracy_pct") - get(cand, "accuracy_pct")
-            add(f"accuracy drop {base} -> {cand}", "<=", g.max_test_accuracy_drop_pts, drop, " pts",
-                (cand,), note=_drop_significance(root / bench_id / "bench.json", base, cand))
+            add(f"accuracy drop {base} -> {cand}", "<=", g.max_test_accuracy_drop_pts, drop,
+                " pts", models=(cand,),
+                note=_drop_significance(root / bench_id / "bench.json", base, cand))
         if g.min_latency_speedup is not None:
             speed = get(base, f"{setting}.{p50}") / get(cand, f"{setting}.{p50}")
             add(f"p50 speed-up {cand} vs {base} ({setting}{cache})", ">=", g.min_latency_speedup,

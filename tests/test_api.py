@@ -73,7 +73,8 @@ def test_user_module_goes_from_arrays_to_a_benchmarked_int8_onnx(data, tmp_path)
 
 def test_an_onnx_file_can_teach_through_the_api(data, tiny_onnx):
     # execute: tiny_onnx was trained on digits' own split; any digits classifier will do
-    r = compress.distill(tiny_onnx, UserNet(8), data, compare_without_teacher=False, **FAST)
+    r = compress.distill(tiny_onnx, UserNet(8), data, compare_without_teacher=False,
+                         **{**FAST, "epochs": 3, "lr": 0.03})
     # assert
     assert r.metrics["teacher_runtime"] == "onnxruntime"
     assert r.metrics["test_accuracy_pct"] > 10

@@ -149,7 +149,11 @@ def test_sigkill_mid_stage_keeps_finished_stages_and_the_rerun_resumes(kill_pipe
     assert "ran 2 stage(s), 1 cached" in resumed.stdout
     assert not list(root.glob(".staging-*"))
     verified = invoke("verify", str(root))
-    assert verified.exit_code == 0 and "8 of 8 file(s) match the manifest" in verified.stdout
+    # every file the manifest lists (model.json beside the ONNX file included), all intact
+    files = sum(len(st["outputs"]) for st in
+                json.loads((root / "manifest.json").read_text())["stages"].values())
+    assert files == 9 and verified.exit_code == 0
+    assert f"{files} of {files} file(s) match the manifest" in verified.stdout
     after = json.loads((root / "manifest.json").read_text())
     assert after["stages"]["teacher"]["status"] == "cached"
     assert stable(after) == stable(clean.manifest)

@@ -96,7 +96,7 @@ def test_failing_stage_keeps_earlier_artifacts_and_writes_nothing_half(tiny_pipe
     before = (tmp_path / "tiny" / "teacher_onnx" / "model.onnx").read_bytes()
     import compress.stages.export as export_mod
 
-    def broken(model, example, path, opset):
+    def broken(model, example, path, opset, external_data=False):
         path.write_bytes(b"half-written")
         raise RuntimeError("exporter crashed")
 

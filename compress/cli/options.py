@@ -36,8 +36,15 @@ NULL_WORDS = frozenset({"null", "Null", "NULL", "~", "none", "None"})
 
 
 def given_options(values: dict[str, Any]) -> dict[str, Any]:
-    """The options the user gave, with `null` as None: what `model_validate` should see."""
-    return {k: None if v is NULL else v for k, v in values.items() if v is not None and v != ()}
+    """The options the user gave, with `null` as None: what `model_validate` should see. A
+    repeatable option (a list field) given once as `null` is None too, not a list of it."""
+
+    def plain(v):
+        if v is NULL or (isinstance(v, tuple) and len(v) == 1 and v[0] is NULL):
+            return None
+        return v
+
+    return {k: plain(v) for k, v in values.items() if v is not None and v != ()}
 
 
 class Nullable(click.ParamType):

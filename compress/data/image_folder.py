@@ -234,14 +234,15 @@ def decoded_images(cfg: ImageFolderData, index: ImageIndex) -> np.ndarray:
     cache = _CACHE_DIR.get()
     target = cache / f"images-{key[:32]}.npy" if cache else None
     if target is not None and target.is_file():
-        return np.load(target, mmap_mode="r")
+        return np.load(target, mmap_mode="r", allow_pickle=False)
     size = _target_size(cfg, index.files)
     if target is None:
         fd, tmp = tempfile.mkstemp(prefix="compress-images-", suffix=".npy")
         os.close(fd)
         try:
             _decode_into(Path(tmp), index.files, size, cfg.channels)
-            return np.load(tmp, mmap_mode="r")  # the map keeps the data once the name is gone
+            # the map keeps the data once the name is gone
+            return np.load(tmp, mmap_mode="r", allow_pickle=False)
         finally:
             Path(tmp).unlink(missing_ok=True)
     created = [p for p in (cache, *cache.parents) if not p.exists()]
@@ -260,7 +261,7 @@ def decoded_images(cfg: ImageFolderData, index: ImageIndex) -> np.ndarray:
     for old in cache.glob("images-*.npy"):  # one data spec per run folder: older keys are dead
         if old != target:
             old.unlink(missing_ok=True)
-    return np.load(target, mmap_mode="r")
+    return np.load(target, mmap_mode="r", allow_pickle=False)
 
 
 def steps(cfg: ImageFolderData, size: tuple[int, int]) -> dict:

@@ -93,6 +93,11 @@ class _Reader:
     def rewind(self) -> None:
         self.set_range(0, len(self.batches))
 
+    def __iter__(self):
+        # onnxruntime's qdq_loss_debug.collect_activations iterates its reader (for feed in
+        # reader) rather than calling get_next: the accuracy-aware search goes through it.
+        return iter(self.batches)
+
 
 def calibration_sample(x_train: np.ndarray, cfg: CalibrationConfig) -> np.ndarray:
     rng = np.random.default_rng(cfg.seed)

@@ -5,6 +5,7 @@ rewrites the page and a test fails when the committed page is stale."""
 from __future__ import annotations
 
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ def _type_name(tp: Any) -> str:
         return " \\| ".join(repr(a).replace("'", "`") for a in typing.get_args(tp))
     if origin is typing.Annotated:
         return _type_name(typing.get_args(tp)[0])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is not None:
         if origin is list and typing.get_origin(typing.get_args(tp)[0]) is typing.Annotated:

@@ -25,7 +25,12 @@ def _fill_required(cls) -> dict:
     out = {}
     for name, f in cls.model_fields.items():
         if f.is_required():
-            out[name] = ["x"] if typing.get_origin(f.annotation) is list else "x"
+            if typing.get_origin(f.annotation) is list:
+                # as many stage ids as the field needs (explain compares two models at least)
+                least = next((m.min_length for m in f.metadata if hasattr(m, "min_length")), 1)
+                out[name] = [f"x{i}" for i in range(max(1, least or 1))]
+            else:
+                out[name] = "x"
     return out
 
 

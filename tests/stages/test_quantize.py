@@ -178,7 +178,7 @@ def _search(monkeypatch, drops, budget, max_nodes):
     trials: list[dict] = []
     setting = qstage.candidate_settings(cfg)[0]
     best = qstage._accuracy_aware(cfg, _FakeQuantizer(), ev, setting, Path("."), None, start,
-                                  trials)
+                                  trials, [1])
     return best, trials
 
 

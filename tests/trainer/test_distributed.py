@@ -71,7 +71,8 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(tmp_path, write_yam
     assert written == {".lock", "manifest.json", "report.md", "report.json", "README.md",
                        "test_data.npz",
                        "teacher/history.json", "teacher/metrics.json", "teacher/model.pt",
-                       "teacher_onnx/metrics.json", "teacher_onnx/model.onnx"}
+                       "teacher_onnx/metrics.json", "teacher_onnx/model.onnx",
+                       "teacher_onnx/model.json"}
     assert not list(scratch.glob("compress-rank*"))
     manifest = json.loads((root / "manifest.json").read_text())
     ddp_m = manifest["stages"]["teacher"]["metrics"]
