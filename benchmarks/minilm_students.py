@@ -107,7 +107,7 @@ def train_one(job: dict) -> dict:
     from compress import artifacts
     from compress.config import load_pipeline
     from compress.data import load_dataset
-    from compress.stages.embed_distill import (
+    from compress.text.distillation import (
         epoch_pool,
         fit_batches,
         length_grouped_batches,

@@ -196,8 +196,9 @@ def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: Da
     """
     from torch import nn
 
-    from compress.onnx.foreign import OrtTeacher, check_foreign_onnx
+    from compress.onnx.foreign import check_foreign_onnx
     from compress.stages.distill import DistillConfig, distill_model
+    from compress.trainer.ort_teacher import OrtTeacher
 
     onnx_teacher = not isinstance(teacher, nn.Module)
     ref = {"onnx": str(teacher)} if onnx_teacher else "teacher"

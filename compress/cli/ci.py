@@ -13,9 +13,8 @@ from pathlib import Path
 
 import click
 
-from compress.cli.options import build_config, config_options
+from compress.cli.options import LazyOptionsCommand, build_config, lazy_options
 from compress.errors import CompressError, ConfigError, GateError
-from compress.report.compare import CompareConfig
 
 
 def check_report_path(path: Path | None, option: str, command: str = "compress run") -> None:
@@ -138,10 +137,10 @@ def ci_options(fn):
     return wrapper
 
 
-@click.command("compare")
+@click.command("compare", cls=LazyOptionsCommand)
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.argument("candidate", type=click.Path(path_type=Path))
-@config_options(CompareConfig, skip=set())
+@lazy_options("compress.report.compare:CompareConfig", skip=set())
 @click.option("--md", "md", type=click.Path(path_type=Path), default=None,
               help='append the comparison as Markdown to this file, e.g. "$GITHUB_STEP_SUMMARY"')
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
@@ -152,7 +151,7 @@ def compare(baseline: Path, candidate: Path, md: Path | None, as_json: bool, **v
     Exit 0 when every threshold holds (or none is given), 1 when the shipped model regressed
     beyond one, 2 when a folder is not a run with a bench stage."""
     from compress.report.ci import append_markdown, compare_markdown
-    from compress.report.compare import compare_runs
+    from compress.report.compare import CompareConfig, compare_runs
 
     check_report_path(md, "--md", "compress compare")
     cfg = build_config(CompareConfig, "compress compare", values)

@@ -78,48 +78,93 @@ class YamlValue(click.ParamType):
         return NULL if loaded is None else loaded
 
 
+def config_params(cls: type[BaseModel], skip: set[str]) -> list[click.Option]:
+    """One option per field of `cls`, in field order (defaults stay in the config class)."""
+    params = []
+    for name, field in cls.model_fields.items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        tp, optional = _unwrap_optional(field.annotation)
+        default = field.get_default(call_default_factory=True)
+        shown = "null" if default is None else default
+        if isinstance(default, BaseModel):
+            shown = yaml.safe_dump(default.model_dump(mode="json", exclude_none=True),
+                                   default_flow_style=True, sort_keys=False).strip()
+        help_text = f"{field.description or ''} [default: {shown}]".strip()
+        kwargs: dict[str, Any] = {"default": None, "help": help_text}
+        origin = typing.get_origin(tp)
+        if tp is bool:
+            params.append(click.Option([f"{flag}/--no-{flag[2:]}", name], **kwargs))
+            continue
+        if origin is Literal:
+            kwargs["type"] = click.Choice([str(a) for a in typing.get_args(tp)])
+        elif tp in (int, float, str):
+            kwargs["type"] = tp
+        elif origin is list and typing.get_args(tp)[0] in (int, float, str):
+            kwargs["type"] = typing.get_args(tp)[0]
+            kwargs["multiple"] = True
+            kwargs["default"] = ()
+        elif origin is list and typing.get_origin(typing.get_args(tp)[0]) is Literal:
+            # e.g. --modes dynamic --modes static
+            choices = typing.get_args(typing.get_args(tp)[0])
+            kwargs["type"] = click.Choice([str(a) for a in choices])
+            kwargs["multiple"] = True
+            kwargs["default"] = ()
+        else:
+            kwargs["type"] = YamlValue()
+        if optional:  # `--patience null` means what `patience: null` means in YAML
+            kwargs["type"] = Nullable(click.types.convert_type(kwargs.get("type")))
+        params.append(click.Option([flag, name], **kwargs))
+    return params
+
+
 def config_options(cls: type[BaseModel], skip: set[str]):
-    """Decorator adding one option per field of `cls` (defaults stay in the config class)."""
+    """Decorator adding one option per field of `cls`, where the decorator stands."""
 
     def deco(fn):
-        for name, field in reversed(list(cls.model_fields.items())):
-            if name in skip:
-                continue
-            flag = "--" + name.replace("_", "-")
-            tp, optional = _unwrap_optional(field.annotation)
-            default = field.get_default(call_default_factory=True)
-            shown = "null" if default is None else default
-            if isinstance(default, BaseModel):
-                shown = yaml.safe_dump(default.model_dump(mode="json", exclude_none=True),
-                                       default_flow_style=True, sort_keys=False).strip()
-            help_text = f"{field.description or ''} [default: {shown}]".strip()
-            kwargs: dict[str, Any] = {"default": None, "help": help_text}
-            origin = typing.get_origin(tp)
-            if tp is bool:
-                fn = click.option(f"{flag}/--no-{flag[2:]}", name, **kwargs)(fn)
-                continue
-            if origin is Literal:
-                kwargs["type"] = click.Choice([str(a) for a in typing.get_args(tp)])
-            elif tp in (int, float, str):
-                kwargs["type"] = tp
-            elif origin is list and typing.get_args(tp)[0] in (int, float, str):
-                kwargs["type"] = typing.get_args(tp)[0]
-                kwargs["multiple"] = True
-                kwargs["default"] = ()
-            elif origin is list and typing.get_origin(typing.get_args(tp)[0]) is Literal:
-                # e.g. --modes dynamic --modes static
-                choices = typing.get_args(typing.get_args(tp)[0])
-                kwargs["type"] = click.Choice([str(a) for a in choices])
-                kwargs["multiple"] = True
-                kwargs["default"] = ()
-            else:
-                kwargs["type"] = YamlValue()
-            if optional:  # `--patience null` means what `patience: null` means in YAML
-                kwargs["type"] = Nullable(click.types.convert_type(kwargs.get("type")))
-            fn = click.option(flag, name, **kwargs)(fn)
+        # click reverses the decorators' list when it builds the command
+        fn.__dict__.setdefault("__click_params__", []).extend(reversed(config_params(cls, skip)))
         return fn
 
     return deco
+
+
+def lazy_options(config: str, skip: set[str]):
+    """Decorator for a `LazyOptionsCommand`: the options of a config class, added after the
+    command's own options when the command first needs its parameters (help, parsing), so that
+    listing the commands imports no stage module. `config`: a stage's name, or
+    'module:Class'."""
+
+    def deco(fn):
+        fn.__dict__.setdefault("__lazy_options__", []).insert(0, (config, frozenset(skip)))
+        return fn
+
+    return deco
+
+
+def config_class(config: str) -> type[BaseModel]:
+    """The class `lazy_options` names: 'module:Class', or a stage's name (its config class)."""
+    import importlib
+
+    if ":" in config:
+        module, name = config.split(":")
+        return getattr(importlib.import_module(module), name)
+    from compress.stages import stage_def
+
+    return stage_def(config).config_cls
+
+
+class LazyOptionsCommand(click.Command):
+    """A command whose config-class options (`lazy_options`) are built on first use."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        lazy = getattr(self.callback, "__lazy_options__", None)
+        if lazy:
+            for config, skip in lazy:
+                self.params.extend(config_params(config_class(config), set(skip)))
+            lazy.clear()
+        return super().get_params(ctx)
 
 
 def build_config(cls: type[BaseModel], command: str, values: dict[str, Any]):

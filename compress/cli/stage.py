@@ -56,6 +56,22 @@ def run_standalone(cfg, data_cfg, inputs, out: Path, energy=None) -> None:
     click.echo(f"wrote {out}/")
 
 
+def user_model(values: dict, command: str) -> dict:
+    """`values` with an `--model '{arch: python, factory: ...}'` found (not imported): the
+    module is looked up in the current directory first, then among installed packages, as a
+    pipeline's is beside its file."""
+    model = values.get("model")
+    if not (isinstance(model, dict) and model.get("arch") == "python"):
+        return values
+    from compress.errors import ConfigError
+    from compress.models import python
+
+    try:
+        return {**values, "model": python.resolve(model, Path.cwd())}
+    except ValueError as e:
+        raise ConfigError(f"{command}: option --model, field 'factory': {e}") from e
+
+
 def stage_cls(name: str):
     from compress.stages import STAGES
 

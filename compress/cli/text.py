@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from compress.cli.options import YamlValue, build_config, config_options
+from compress.cli.options import LazyOptionsCommand, YamlValue, build_config, lazy_options
 from compress.cli.stage import OUT_OPTION, checkpoint_input, data_config, run_standalone, stage_cls
 
 TEACHER_OPTION = click.option(
@@ -55,12 +55,12 @@ def _from_checkpoint(stage: str, path: Path, field: str, out: Path, values: dict
     run_standalone(cfg, data_config(data, f"{path}: data "), {field: art}, out)
 
 
-@click.command("pretrained")
+@click.command("pretrained", cls=LazyOptionsCommand)
 @click.option("--data", "data", default="pydoc", show_default=True, type=YamlValue(),
               help="text data: pydoc | inline YAML, e.g. "
                    "'{source: pydoc, extra_train: [stdlib_docstrings]}'")
 @OUT_OPTION
-@config_options(stage_cls("pretrained"), skip={"id", "stage"})
+@lazy_options("pretrained", skip={"id", "stage"})
 def pretrained(data, out: Path, **values) -> None:
     """Start from a pretrained sentence encoder (offline): checkpoint, tokenizer, and its
     embeddings of every sentence (the targets of the commands below)."""
@@ -69,31 +69,31 @@ def pretrained(data, out: Path, **values) -> None:
     run_standalone(cfg, data_config(data, "compress pretrained: option "), {}, out)
 
 
-@click.command("embed-distill")
+@click.command("embed-distill", cls=LazyOptionsCommand)
 @click.argument("teacher", type=click.Path(path_type=Path))
 @OUT_OPTION
-@config_options(stage_cls("embed_distill"), skip={"id", "stage", "teacher"})
+@lazy_options("embed_distill", skip={"id", "stage", "teacher"})
 def embed_distill(teacher: Path, out: Path, **values) -> None:
     """Cut a student encoder from the TEACHER checkpoint (a `pretrained` model.pt) and train it
     to reproduce the teacher's embeddings."""
     _from_checkpoint("embed_distill", teacher, "teacher", out, values)
 
 
-@click.command("embed-export")
+@click.command("embed-export", cls=LazyOptionsCommand)
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @OUT_OPTION
-@config_options(stage_cls("embed_export"), skip={"id", "stage", "input"})
+@lazy_options("embed_export", skip={"id", "stage", "input"})
 def embed_export(checkpoint: Path, out: Path, **values) -> None:
     """Export a sentence-encoder CHECKPOINT to ONNX (dynamic batch and sequence), parity
     checked against PyTorch, tokenizer beside it."""
     _from_checkpoint("embed_export", checkpoint, "input", out, values)
 
 
-@click.command("embed-quantize")
+@click.command("embed-quantize", cls=LazyOptionsCommand)
 @click.argument("model", type=click.Path(path_type=Path))
 @TEACHER_OPTION
 @OUT_OPTION
-@config_options(stage_cls("embed_quantize"), skip={"id", "stage", "input", "teacher"})
+@lazy_options("embed_quantize", skip={"id", "stage", "input", "teacher"})
 def embed_quantize(model: Path, teacher: Path, out: Path, **values) -> None:
     """Quantize the exported encoder MODEL to int8, static or dynamic chosen by measuring
     cosine to the teacher and latency."""
@@ -104,11 +104,11 @@ def embed_quantize(model: Path, teacher: Path, out: Path, **values) -> None:
     run_standalone(cfg, _onnx_data(model, "embed-quantize"), inputs, out)
 
 
-@click.command("embed-bench")
+@click.command("embed-bench", cls=LazyOptionsCommand)
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @TEACHER_OPTION
 @OUT_OPTION
-@config_options(stage_cls("embed_bench"), skip={"id", "stage", "models", "teacher"})
+@lazy_options("embed_bench", skip={"id", "stage", "models", "teacher"})
 def embed_bench(models: tuple[Path, ...], teacher: Path, out: Path, **values) -> None:
     """Benchmark exported encoder MODELS side by side in ONNX Runtime (the first is the
     baseline): size, latency, test cosine and neighbour recall against the teacher."""
@@ -121,6 +121,3 @@ def embed_bench(models: tuple[Path, ...], teacher: Path, out: Path, **values) ->
     cfg = build_config(stage_cls("embed_bench"), "compress embed-bench",
                        {"id": "embed_bench", "models": listed, "teacher": "teacher", **values})
     run_standalone(cfg, _onnx_data(models[0], "embed-bench"), inputs, out)
-
-
-COMMANDS = (pretrained, embed_distill, embed_export, embed_quantize, embed_bench)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from compress import artifacts
 from compress.data import portable_spec
@@ -22,7 +21,9 @@ from compress.measure.system import cpu_info, versions
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
-if TYPE_CHECKING:  # the runner's context; only its fields are read
+if TYPE_CHECKING:  # the runner's context (only its fields are read); torch when exporting
+    import torch
+
     from compress.stages.base import StageContext
 
 
@@ -30,6 +31,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, opset
                 external_data: bool = False) -> None:
     """torch.export-based exporter, batch axis dynamic; one self-contained file, or with
     `external_data` the weights in `<path>.data` beside it."""
+    import torch
+
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     buf = io.StringIO()
     # The exporter narrates every step on stdout and logs optional-op registration warnings

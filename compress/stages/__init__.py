@@ -1,27 +1,15 @@
-"""Stages, one module each. Importing this package registers them all in `STAGES`."""
-# ruff: noqa: I001  (array stages first, then the text stages, which need the transformers extra)
+"""Stages, one module each (`MODULES` maps a stage's name to its module). A module registers its
+stage when imported: `STAGES` imports them all, `stage_def(name)` only the one it names, so
+that `compress <stage> --help` reads one config class."""
 
-from compress.stages import (  # noqa: F401  (registration side effect)
-    bench,
-    convert,
-    distill,
-    export,
-    prune,
-    qat,
-    quantize,
-    train,
-)
-from compress.stages import (  # noqa: F401  (text pipelines: compress.text)
-    embed_bench,
-    embed_distill,
-    embed_export,
-    embed_quantize,
-    pretrained,
-)
-from compress.stages import explain  # noqa: F401  (attribution fidelity)
-from compress.stages import import_onnx  # noqa: F401  (stage `import`: foreign ONNX models)
+from __future__ import annotations
+
+import importlib
+
 from compress.stages.base import (
-    STAGES,
+    STAGES as _REGISTRY,
+)
+from compress.stages.base import (
     Artifact,
     StageConfig,
     StageContext,
@@ -30,7 +18,38 @@ from compress.stages.base import (
     register_stage,
 )
 
+# Array stages, text stages (compress.text; the transformers extra), attribution fidelity, and
+# `import` (foreign ONNX models), whose module name cannot be a keyword.
+MODULES = {
+    "train": "train", "distill": "distill", "prune": "prune", "qat": "qat", "export": "export",
+    "quantize": "quantize", "convert": "convert", "bench": "bench",
+    "pretrained": "pretrained", "embed_distill": "embed_distill", "embed_export": "embed_export",
+    "embed_quantize": "embed_quantize", "embed_bench": "embed_bench",
+    "explain": "explain", "import": "import_onnx",
+}
+
+
+def stage_def(name: str) -> StageDef:
+    """The registered stage `name` (KeyError when there is none), importing only its module."""
+    if name not in _REGISTRY and name in MODULES:
+        importlib.import_module(f"compress.stages.{MODULES[name]}")
+    return _REGISTRY[name]
+
+
+def all_stages() -> dict[str, StageDef]:
+    """Every stage, registered in the order of `MODULES`."""
+    for name in MODULES:
+        stage_def(name)
+    return _REGISTRY
+
+
+def __getattr__(name: str):
+    if name == "STAGES":  # `from compress.stages import STAGES`: the full registry
+        return all_stages()
+    raise AttributeError(f"module 'compress.stages' has no attribute {name!r}")
+
+
 __all__ = [
-    "STAGES", "Artifact", "StageConfig", "StageContext", "StageDef", "StageResult",
-    "register_stage",
+    "MODULES", "STAGES", "Artifact", "StageConfig", "StageContext", "StageDef", "StageResult",
+    "all_stages", "register_stage", "stage_def",
 ]

@@ -11,29 +11,20 @@ from __future__ import annotations
 
 import copy
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch import nn
 
 from compress import artifacts
 from compress.errors import StageError
 from compress.models import ModelSpec, ResNetSpec, build_model, count_params
-from compress.models.checkpoint import checkpoint_payload
-from compress.onnx.foreign import OrtTeacher, check_foreign_onnx, file_sha256
+from compress.onnx.foreign import check_foreign_onnx, file_sha256
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.trainer.distillation import Distiller, DistillOptions, HintConfig, load_model
-from compress.trainer.training import FIT_METRICS as TRAIN_METRICS
-from compress.trainer.training import (
-    TrainOptions,
-    accuracy_pct,
-    fit,
-    fit_metrics,
-    predict_logits,
-    resolve_device,
-    seed_everything,
-)
+from compress.trainer.options import FIT_METRICS as TRAIN_METRICS
+from compress.trainer.options import DistillOptions, HintConfig, TrainOptions
+
+if TYPE_CHECKING:  # torch is imported when a stage runs, not when the command line starts
+    from torch import nn
 
 
 class OnnxTeacher(BaseModel):
@@ -91,6 +82,8 @@ def metric_names(cfg: DistillConfig) -> tuple[str, ...]:
 
 
 def teacher_params(teacher: nn.Module) -> int:
+    from compress.trainer.ort_teacher import OrtTeacher
+
     if isinstance(teacher, OrtTeacher):
         from compress.onnx.inspection import inspect_file
 
@@ -103,6 +96,18 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
     """Train `student` (in place) from `teacher` (a module, or an OrtTeacher) and, when asked, a
     copy of its initial weights on labels alone; (metrics, history). The stage and
     `compress.distill` both run this."""
+    import torch
+
+    from compress.trainer.distillation import Distiller
+    from compress.trainer.ort_teacher import OrtTeacher
+    from compress.trainer.training import (
+        accuracy_pct,
+        fit,
+        fit_metrics,
+        predict_logits,
+        resolve_device,
+    )
+
     device = resolve_device(cfg.device)
     teacher_acc = accuracy_pct(predict_logits(teacher.to(device), data.x_test, device),
                                data.y_test)
@@ -141,6 +146,9 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
 
 
 def _teacher(cfg: DistillConfig, ctx: StageContext, data) -> nn.Module:
+    from compress.trainer.distillation import load_model
+    from compress.trainer.ort_teacher import OrtTeacher
+
     if isinstance(cfg.teacher, OnnxTeacher):
         return OrtTeacher(cfg.teacher.onnx)
     art = ctx.inputs[cfg.teacher]
@@ -155,6 +163,9 @@ def _teacher(cfg: DistillConfig, ctx: StageContext, data) -> nn.Module:
 
 @register_stage(DistillConfig, produces="checkpoint", metrics=metric_names)
 def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
+    from compress.models.checkpoint import checkpoint_payload
+    from compress.trainer.training import seed_everything
+
     data = ctx.dataset()
     teacher = _teacher(cfg, ctx, data)
     # Seed before building: the initial weights must not depend on what ran earlier.

@@ -19,10 +19,9 @@ import logging
 import shutil
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from compress import artifacts
@@ -32,6 +31,9 @@ from compress.stages.base import StageConfig, StageContext, StageResult, registe
 from compress.text.corpus import text_corpus
 from compress.text.fusion import TORCHSCRIPT_OPSET
 from compress.text.timing import CandidateTiming, time_candidates
+
+if TYPE_CHECKING:  # torch is imported when a stage runs, not when the command line starts
+    import torch
 
 INPUTS, OUTPUT = ("input_ids", "attention_mask"), "sentence_embedding"
 METRICS = ("parity_max_abs_diff", "parity_samples", "params", "opset", "size_bytes", "layernorm",
@@ -58,6 +60,8 @@ class EmbedExportConfig(StageConfig, CandidateTiming):
 
 def export_encoder(model: torch.nn.Module, path: Path, opset: int, max_length: int) -> None:
     """torch.export-based exporter; batch and sequence axes dynamic; one self-contained file."""
+    import torch
+
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     seq = torch.export.Dim("sequence", min=2, max=max_length)
     ids = torch.full((2, 8), 101, dtype=torch.int64)
@@ -86,6 +90,8 @@ def parity_inputs(tok, sentences: list[str], max_length: int) -> list[tuple[np.n
 
 
 def check_parity(model, session, feeds, atol: float) -> float:
+    import torch
+
     worst = 0.0
     for ids, mask in feeds:
         with torch.no_grad():

@@ -8,16 +8,14 @@ measured in ONNX Runtime, and whose `metadata_props` describe its contract.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field, model_validator
 
 from compress import artifacts
 from compress.errors import StageError
 from compress.measure import ort as ort_measure
 from compress.models import count_params
-from compress.models.checkpoint import model_from_checkpoint
 from compress.onnx.contract import (
     INPUT_NAME,
     accuracy_entry,
@@ -37,6 +35,9 @@ from compress.onnx.mobile import (
     target_metric_names,
 )
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+
+if TYPE_CHECKING:  # torch is imported when a stage runs, not when the command line starts
+    import torch
 
 METRICS = ("ort_test_accuracy_pct", "torch_test_accuracy_pct", "parity_max_abs_diff",
            "parity_samples", "params", "opset", "size_bytes")
@@ -71,6 +72,7 @@ def export_model(model: torch.nn.Module, data, cfg: ExportConfig, out: Path, des
     what the metadata says of the model (preprocessing, class labels, data, model spec). The
     stage and `compress.export` both run this."""
     import onnx
+    import torch
 
     model = model.cpu().eval()
     export_onnx(model, torch.as_tensor(data.x_test[:2]), out, cfg.opset, cfg.external_data)
@@ -127,6 +129,8 @@ def _metric_names(cfg: ExportConfig) -> tuple[str, ...]:
 
 @register_stage(ExportConfig, produces="onnx", metrics=_metric_names)
 def export(cfg: ExportConfig, ctx: StageContext) -> StageResult:
+    from compress.models.checkpoint import model_from_checkpoint
+
     src = ctx.inputs[cfg.input]
     ckpt = artifacts.load_checkpoint(src.path)
     model = model_from_checkpoint(ckpt, src.path)

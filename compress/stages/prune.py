@@ -9,36 +9,20 @@ the real channel counts, so it rebuilds without pickled code, and `prune.json` w
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field, model_validator
-from torch import nn
 
 from compress import artifacts
 from compress.errors import StageError
-from compress.models import (
-    MlpSpec,
-    PythonSpec,
-    RnnSpec,
-    TransformerSpec,
-    build_model,
-    count_params,
-    parse_model_spec,
-)
-from compress.models.checkpoint import checkpoint_payload
-from compress.models.resnet import ResBlockSpec
-from compress.models.transformer import EncoderLayerSpec
+from compress.models import RnnSpec, count_params, parse_model_spec
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.trainer.distillation import Distiller, DistillOptions, load_model
-from compress.trainer.training import (
-    FitResult,
-    TrainOptions,
-    accuracy_pct,
-    fit,
-    predict_logits,
-    resolve_device,
-)
+from compress.trainer.options import DistillOptions, TrainOptions
+
+if TYPE_CHECKING:  # torch is imported when a stage runs, not when the command line starts
+    from torch import nn
+
+    from compress.trainer.training import FitResult
 
 
 class PruneConfig(StageConfig, TrainOptions, DistillOptions):
@@ -79,154 +63,6 @@ class PruneConfig(StageConfig, TrainOptions, DistillOptions):
         return self
 
 
-def spec_after_pruning(model: nn.Module, spec, input_shape: list[int], num_classes: int):
-    """The spec with the channel counts the pruned modules really have."""
-    if isinstance(spec, PythonSpec):
-        # The user's model: what differs from a fresh, unpruned build of it, recorded.
-        from compress.models.python import record_pruning
-
-        base = spec.model_copy(update={"pruned_attributes": None, "pruned_shapes": None})
-        attrs, shapes = record_pruning(build_model(base, input_shape, num_classes), model)
-        return spec.model_copy(update={"pruned_attributes": attrs, "pruned_shapes": shapes})
-    if isinstance(spec, MlpSpec):
-        hidden = [m.out_features for m in model.features if isinstance(m, nn.Linear)]
-        return spec.model_copy(update={"hidden": hidden})
-    if isinstance(spec, TransformerSpec):
-        blocks = [EncoderLayerSpec(heads=layer.attn.num_heads, ff=layer.ff.fc1.out_features)
-                  for layer in model.layers]
-        return spec.model_copy(update={"blocks": blocks})
-    blocks = [
-        ResBlockSpec(mid=b.conv1.out_channels, out=b.conv2.out_channels, stride=b.conv1.stride[0],
-                     projection=not isinstance(b.shortcut, nn.Identity))
-        for b in model.blocks
-    ]
-    return spec.model_copy(update={"stem": model.stem[0].out_channels, "blocks": blocks})
-
-
-def classifier_of(model: nn.Module, num_classes: int) -> nn.Module:
-    """The layer that outputs the logits (kept whole): `head` in our families, else the last
-    Linear or Conv whose outputs are the classes."""
-    head = getattr(model, "head", None)
-    if isinstance(head, nn.Linear):
-        return head
-    found = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)
-             and getattr(m, "out_features", getattr(m, "out_channels", None)) == num_classes]
-    if not found:
-        raise StageError(f"prune: no Linear or Conv layer of the model outputs the {num_classes} "
-                         "classes; the last layer must be the classifier")
-    return found[-1]
-
-
-def _prunable(model: nn.Module, classifier: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules()
-            if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) and m is not classifier]
-
-
-def _macs(model: nn.Module, example: torch.Tensor) -> int:
-    import torch_pruning as tp
-
-    macs, _ = tp.utils.count_ops_and_params(model, example)
-    return int(macs)
-
-
-def _importance(name: str):
-    import torch_pruning as tp
-
-    return {
-        "l1": lambda: tp.importance.MagnitudeImportance(p=1),
-        "l2": lambda: tp.importance.MagnitudeImportance(p=2),
-        "bn_scale": tp.importance.BNScaleImportance,
-        "taylor": tp.importance.TaylorImportance,
-    }[name]()
-
-
-def _taylor_gradients(model: nn.Module, data, cfg: PruneConfig, device) -> None:
-    """Accumulate loss gradients on a seeded sample of the train split (Taylor importance)."""
-    gen = torch.Generator().manual_seed(cfg.seed)
-    idx = torch.randperm(len(data.x_train), generator=gen)[: 8 * cfg.batch_size]
-    x, y = torch.as_tensor(data.x_train)[idx], torch.as_tensor(data.y_train)[idx]
-    model.to(device).eval()  # eval: batch-norm statistics must not move while ranking
-    model.zero_grad()
-    for i in range(0, len(x), cfg.batch_size):
-        xb, yb = x[i : i + cfg.batch_size].to(device), y[i : i + cfg.batch_size].to(device)
-        nn.functional.cross_entropy(model(xb), yb).backward()
-
-
-class _Finetuner:
-    """Fine-tunes after each pruning step, distilling from the teacher when there is one."""
-
-    def __init__(self, cfg: PruneConfig, data, teacher, progress: bool, desc: str):
-        self.cfg, self.data, self.teacher = cfg, data, teacher
-        self.progress, self.desc = progress, desc
-
-    def __call__(self, model: nn.Module, step: int) -> FitResult | None:
-        if self.cfg.epochs == 0:
-            return None
-        desc = f"{self.desc} (fine-tune {step}/{self.cfg.steps})"
-        if self.teacher is None:
-            return fit(model, self.data, self.cfg, progress=self.progress, desc=desc)
-        distiller = Distiller(model, self.teacher, torch.as_tensor(self.data.x_train[:2]),
-                              self.cfg, label_smoothing=self.cfg.label_smoothing)
-        return fit(distiller, self.data, self.cfg, loss_fn=distiller.loss,
-                   progress=self.progress, desc=desc)
-
-
-def _structured(model, classifier, example, cfg: PruneConfig, data, finetune, device, log):
-    import torch_pruning as tp
-
-    ignored, heads, free = [classifier], {}, None
-    if hasattr(model, "pruning_plan"):
-        # Transformer: whole heads (qkv rows + proj columns) and feed-forward neurons go; the
-        # residual width stays, as the layers that write it are kept whole.
-        heads, keep, free = model.pruning_plan()
-        ignored += keep
-    pruner = tp.pruner.MetaPruner(
-        model, example, importance=_importance(cfg.importance), pruning_ratio=cfg.ratio,
-        iterative_steps=cfg.steps, global_pruning=cfg.global_pruning,
-        max_pruning_ratio=cfg.max_layer_ratio, round_to=cfg.round_to if cfg.round_to > 1 else None,
-        ignored_layers=ignored, unwrapped_parameters=free, num_heads=heads,
-        prune_num_heads=bool(heads), prune_head_dims=not heads,
-        head_pruning_ratio=cfg.ratio if cfg.head_ratio is None else cfg.head_ratio,
-    )
-    if heads and not cfg.global_pruning:
-        # torch-pruning 1.6 applies each step's local head ratio to the heads left, not to the
-        # initial count (2 steps of a 0.5 schedule take 4 heads to 1): remove them all in step 1.
-        pruner.per_step_head_pruning_ratio = [0.0, pruner.head_pruning_ratio] + [0.0] * cfg.steps
-    for step in range(1, cfg.steps + 1):
-        if cfg.importance == "taylor":
-            _taylor_gradients(model, data, cfg, device)
-        model.cpu()
-        pruner.step()
-        if hasattr(model, "after_pruning"):
-            model.after_pruning()
-        model.zero_grad(set_to_none=True)
-        log(step, model, finetune(model, step))
-
-
-def _unstructured(model, classifier, cfg: PruneConfig, finetune, log):
-    from torch.nn.utils import prune as tprune
-
-    params = [(m, "weight") for m in _prunable(model, classifier)]
-    # Each round removes this fraction of the weights still left, reaching `ratio` at the end.
-    amount = 1 - (1 - cfg.ratio) ** (1 / cfg.steps)
-    method = tprune.L1Unstructured
-    for step in range(1, cfg.steps + 1):
-        if cfg.global_pruning:
-            tprune.global_unstructured(params, pruning_method=method, amount=amount)
-        else:
-            for m, name in params:
-                tprune.l1_unstructured(m, name, amount=amount)
-        log(step, model, finetune(model, step))
-    for m, name in params:
-        tprune.remove(m, name)
-
-
-def sparsity_pct(model: nn.Module, classifier: nn.Module) -> float:
-    weights = [m.weight for m in _prunable(model, classifier)]
-    zeros = sum(int((w == 0).sum()) for w in weights)
-    return 100.0 * zeros / max(1, sum(w.numel() for w in weights))
-
-
 def metric_names(cfg: PruneConfig) -> tuple[str, ...]:
     names = ("method", "test_accuracy_pct", "input_test_accuracy_pct", "accuracy_change_pts",
              "params_before", "params", "macs_before", "macs", "val_accuracy_pct", "test_samples",
@@ -240,10 +76,22 @@ def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | N
 
     The stage and `compress.prune` both run this; the stage then proves the checkpoint rebuilds.
     """
+    import torch
+
+    from compress.trainer.pruning import (
+        Finetuner,
+        classifier_of,
+        count_macs,
+        sparsity_pct,
+        structured,
+        unstructured,
+    )
+    from compress.trainer.training import accuracy_pct, predict_logits, resolve_device
+
     device = resolve_device(cfg.device)
     example = torch.as_tensor(data.x_train[:2])
     classifier = classifier_of(model, data.num_classes)
-    before = {"params": count_params(model), "macs": _macs(model, example),
+    before = {"params": count_params(model), "macs": count_macs(model, example),
               "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device),
                                                 data.y_test)}
     model.cpu()  # torch-pruning traces the graph with the (CPU) example
@@ -253,7 +101,7 @@ def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | N
         m.to(device)
         # Unstructured masks leave shapes (and so MACs) unchanged and make weights non-leaf
         # tensors, which the MAC counter cannot copy.
-        macs = _macs(m.cpu(), example) if cfg.method == "structured" else before["macs"]
+        macs = count_macs(m.cpu(), example) if cfg.method == "structured" else before["macs"]
         entry = {"step": step, "params": count_params(m), "macs": macs,
                  "val_accuracy_pct": res.best_val_accuracy_pct if res else None,
                  "test_accuracy_pct": accuracy_pct(predict_logits(m, data.x_test, device),
@@ -262,11 +110,11 @@ def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | N
             entry["sparsity_pct"] = round(sparsity_pct(m, classifier), 3)
         steps.append(entry)
 
-    finetune = _Finetuner(cfg, data, teacher, progress, desc)
+    finetune = Finetuner(cfg, data, teacher, progress, desc)
     if cfg.method == "structured":
-        _structured(model, classifier, example, cfg, data, finetune, device, log)
+        structured(model, classifier, example, cfg, data, finetune, device, log)
     else:
-        _unstructured(model, classifier, cfg, finetune, log)
+        unstructured(model, classifier, cfg, finetune, log)
     model.cpu().eval()
 
     after_acc = accuracy_pct(predict_logits(model, data.x_test, torch.device("cpu")),
@@ -279,7 +127,7 @@ def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | N
         "params_before": before["params"],
         "params": count_params(model),
         "macs_before": before["macs"],
-        "macs": _macs(model, example),
+        "macs": count_macs(model, example),
         "val_accuracy_pct": steps[-1]["val_accuracy_pct"] if steps else None,
         "test_samples": len(data.x_test),
     }
@@ -292,23 +140,12 @@ def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | N
     return metrics, {"before": before, "steps": steps}
 
 
-def check_rebuild(model: nn.Module, spec, data) -> None:
-    """Proof that the checkpoint rebuilds from its spec alone: a fresh model, strict load,
-    identical outputs."""
-    example = torch.as_tensor(data.x_train[:2])
-    rebuilt = build_model(spec, data.input_shape, data.num_classes)
-    try:
-        rebuilt.load_state_dict(model.state_dict(), strict=True)
-    except RuntimeError as e:
-        raise StageError(f"pruned model does not rebuild from its spec: {str(e)[:300]}") from e
-    rebuilt.eval()
-    with torch.no_grad():
-        if not torch.allclose(rebuilt(example), model(example), atol=1e-5):
-            raise StageError("pruned model rebuilt from its spec gives different outputs")
-
-
 @register_stage(PruneConfig, produces="checkpoint", metrics=metric_names)
 def prune(cfg: PruneConfig, ctx: StageContext) -> StageResult:
+    from compress.models.checkpoint import checkpoint_payload
+    from compress.trainer.distillation import load_model
+    from compress.trainer.pruning import check_rebuild, spec_after_pruning
+
     data = ctx.dataset()
     src = ctx.inputs[cfg.input]
     model, ckpt = load_model(src.path, data.input_shape)

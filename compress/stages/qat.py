@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 from typing import Literal
 
-import torch
 from pydantic import Field, model_validator
 
 from compress import artifacts
@@ -41,15 +40,7 @@ from compress.onnx.quantization import (
     preprocess,
 )
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.trainer import fakequant
-from compress.trainer.distillation import Distiller, DistillOptions, load_model
-from compress.trainer.training import (
-    TrainOptions,
-    accuracy_pct,
-    fit,
-    predict_logits,
-    resolve_device,
-)
+from compress.trainer.options import DistillOptions, TrainOptions
 
 
 class QatConfig(StageConfig, TrainOptions, DistillOptions, TargetOptions):
@@ -83,6 +74,12 @@ METRICS = ("test_accuracy_pct", "val_accuracy_pct", "input_test_accuracy_pct",
 @register_stage(QatConfig, produces="onnx",
                 metrics=lambda cfg: METRICS + target_metric_names(cfg))
 def qat(cfg: QatConfig, ctx: StageContext) -> StageResult:
+    import torch
+
+    from compress.trainer import fakequant
+    from compress.trainer.distillation import Distiller, load_model
+    from compress.trainer.training import accuracy_pct, fit, predict_logits, resolve_device
+
     data = ctx.dataset()
     src = ctx.inputs[cfg.input]
     shape = fixed_shape(cfg, data.input_shape, ctx.stage_id) if cfg.target == "mobile" else None

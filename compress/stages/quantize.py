@@ -257,100 +257,20 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     quantizer = Quantizer(float_path, work, calibration, x_calib, ev.input)
     settings = candidate_settings(cfg, op_counts(float_path))
 
-    candidates = []
-    for setting in settings:
-        path = quantizer.quantize(setting, work / f"{setting.name}.onnx")
-        candidates.append({"setting": setting.name, "excluded_nodes": [], "path": path,
-                           **ev.evaluate(path)})
-    lat = ev.speedups({c["setting"]: c["path"] for c in candidates}, batches,
-                      cfg.select_time_s)
-    for c in candidates:
-        c["latency"], c["speedup_score"] = lat[c["setting"]], round(_score(lat[c["setting"]]), 4)
-
-    budget = cfg.max_val_accuracy_drop_pts
-    eligible = [c for c in candidates if budget is None or c["val_drop_pts"] <= budget]
+    candidates = _measure_candidates(cfg, quantizer, ev, settings, work, batches)
     trials: list[dict] = []
-    if eligible:
-        fastest = max(c["speedup_score"] for c in eligible)
-        near = [c for c in eligible
-                if c["speedup_score"] >= fastest * (1 - cfg.select_tolerance_pct / 100)]
-        chosen = max(near, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
-        why = (f"most accurate (val) of the settings within {cfg.select_tolerance_pct:g} % of "
-               "the fastest (geometric-mean speed-up over fp32 at batch sizes "
-               f"{batches})"
-               + ("" if budget is None else f", within the {budget} pt val-accuracy budget"))
-    else:
-        start = max(candidates, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
-        setting = next(s for s in settings if s.name == start["setting"])
-        x_debug = calibration_sample(data.x_val, cfg.calibration)[:256]
-        chosen = _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, start, trials,
-                                 batches)
-        within = chosen["val_drop_pts"] <= budget
-        why = (f"no setting met the {budget} pt val-accuracy budget; accuracy-aware search "
-               f"excluded {len(chosen['excluded_nodes'])} node(s) from quantization and "
-               + ("met it" if within else "did not meet it: best model kept; a `qat` stage "
-                                          "(quantization-aware fine-tuning) may"))
-
-    chosen_lat = chosen.get("latency") or {}
-    faster = bool(chosen_lat) and all(v["speedup"] > 1 for v in chosen_lat.values())
-    slower = bool(chosen_lat) and all(v["speedup"] < 1 for v in chosen_lat.values())
-    if slower and cfg.when_slower == "fail":
-        raise StageError(
-            f"stage '{ctx.stage_id}': the int8 model ({chosen['setting']}) is slower than fp32 at "
-            f"every batch size measured ({_speedups_text(chosen_lat)}) and field 'when_slower' is "
-            "fail; ship the fp32 model, or set when_slower: keep")
+    chosen, why = _choose(cfg, candidates, settings, quantizer, ev, data, work, batches, trials)
+    faster = _check_speed(cfg, ctx.stage_id, chosen)
     out = ctx.out_dir / "model.onnx"
-    target_meta = None
     if cfg.target == "mobile":
         target, target_meta = finish_mobile(chosen["path"], out, shape, data.x_test,
                                             ctx.stage_id)
     else:
         copy_model(chosen["path"], out)  # with its external weights file, if it has one
-        target = cpu_target_metrics(out)
-    dynamic = chosen["setting"].startswith("dynamic")
-    ops = int8_ops(out)
-    warning = None
-    if not faster and cfg.target == "cpu":
-        warning = (f"the int8 model ({chosen['setting']}) is not faster than fp32 at every batch "
-                   f"size on this CPU ({_speedups_text(chosen_lat)}): int8 kernels do not pay off "
-                   "for this model here; keep fp32 or make the model larger per op")
-        print(f"warning: {ctx.stage_id}: {warning}", file=sys.stderr)
-
-    metrics = {
-        "test_accuracy_pct": chosen["test_accuracy_pct"],
-        "val_accuracy_pct": chosen["val_accuracy_pct"],
-        "fp32_test_accuracy_pct": ev.fp32_test,
-        "fp32_val_accuracy_pct": ev.fp32_val,
-        "accuracy_drop_pts": round(ev.fp32_test - chosen["test_accuracy_pct"], 4),
-        "setting": chosen["setting"],
-        "excluded_nodes": len(chosen["excluded_nodes"]),
-        "faster_than_fp32": faster,
-        "int8_weight_fraction": round(int8_weight_fraction(out), 4),
-        "size_bytes": out.stat().st_size,
-        "fp32_size_bytes": model_size_bytes(src.path),
-        "calibration_method": None if dynamic else cfg.calibration.method,
-        "quantization_mode": "dynamic" if dynamic else "static",
-        "int8_ops": ops_text(ops["int8"]),
-        "float_ops": ops_text(ops["float"]),
-        "note": _float_note(ops["float"], dynamic),
-    }
-    for key, v in chosen_lat.items():
-        metrics[f"speedup_vs_fp32_{key}"] = v["speedup"]
-    metrics.update(target)
-
-    meta = ort_measure.read_metadata(src.path)
-    meta["compress.metrics"] = accuracy_entry(metrics, chosen["test_accuracy_pct"],
-                                              len(data.y_test))
-    meta["compress.source"] = source_of(ctx, src, onnx_sha256=src.sha256)
-    meta["compress.quantization"] = {"setting": chosen["setting"], "mode": cfg.mode,
-                                     "per_channel": cfg.per_channel,
-                                     "calibration": cfg.calibration.model_dump(mode="json"),
-                                     "excluded_nodes": chosen["excluded_nodes"]}
-    if target_meta:
-        meta["compress.target"] = target_meta
-        meta["compress.input"] = {**meta.get("compress.input", {}), "shape": shape}
-    set_metadata(out, meta)
-    write_contract_json(out)
+        target, target_meta = cpu_target_metrics(out), None
+    warning = _slow_warning(cfg, ctx.stage_id, chosen, faster)
+    metrics = _metrics(cfg, chosen, ev, out, src.path, faster) | target
+    _stamp(cfg, ctx, src, out, chosen, metrics, len(data.y_test), target_meta, shape)
     metrics["size_bytes"] = model_size_bytes(out)
 
     def public(c: dict) -> dict:
@@ -368,6 +288,119 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     })
     shutil.rmtree(work)
     return StageResult(primary="model.onnx", metrics=metrics)
+
+
+def _measure_candidates(cfg, quantizer, ev, settings, work: Path, batches) -> list[dict]:
+    """Every candidate setting quantized, its accuracy measured, and all of them timed against
+    fp32 side by side."""
+    candidates = []
+    for setting in settings:
+        path = quantizer.quantize(setting, work / f"{setting.name}.onnx")
+        candidates.append({"setting": setting.name, "excluded_nodes": [], "path": path,
+                           **ev.evaluate(path)})
+    lat = ev.speedups({c["setting"]: c["path"] for c in candidates}, batches,
+                      cfg.select_time_s)
+    for c in candidates:
+        c["latency"], c["speedup_score"] = lat[c["setting"]], round(_score(lat[c["setting"]]), 4)
+    return candidates
+
+
+def _choose(cfg, candidates, settings, quantizer, ev, data, work, batches,
+            trials: list) -> tuple[dict, str]:
+    """(the model to ship, why): the most accurate of the near-fastest settings within the
+    val budget; where none is within it, the accuracy-aware search (its trials go to
+    `trials`)."""
+    budget = cfg.max_val_accuracy_drop_pts
+    eligible = [c for c in candidates if budget is None or c["val_drop_pts"] <= budget]
+    if eligible:
+        fastest = max(c["speedup_score"] for c in eligible)
+        near = [c for c in eligible
+                if c["speedup_score"] >= fastest * (1 - cfg.select_tolerance_pct / 100)]
+        chosen = max(near, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
+        why = (f"most accurate (val) of the settings within {cfg.select_tolerance_pct:g} % of "
+               "the fastest (geometric-mean speed-up over fp32 at batch sizes "
+               f"{batches})"
+               + ("" if budget is None else f", within the {budget} pt val-accuracy budget"))
+        return chosen, why
+    start = max(candidates, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
+    setting = next(s for s in settings if s.name == start["setting"])
+    x_debug = calibration_sample(data.x_val, cfg.calibration)[:256]
+    chosen = _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, start, trials, batches)
+    within = chosen["val_drop_pts"] <= budget
+    why = (f"no setting met the {budget} pt val-accuracy budget; accuracy-aware search "
+           f"excluded {len(chosen['excluded_nodes'])} node(s) from quantization and "
+           + ("met it" if within else "did not meet it: best model kept; a `qat` stage "
+                                      "(quantization-aware fine-tuning) may"))
+    return chosen, why
+
+
+def _check_speed(cfg, stage_id: str, chosen: dict) -> bool:
+    """Whether the chosen model is faster than fp32 at every batch size measured; a model
+    slower at every one fails the stage where `when_slower` says so."""
+    lat = chosen.get("latency") or {}
+    faster = bool(lat) and all(v["speedup"] > 1 for v in lat.values())
+    slower = bool(lat) and all(v["speedup"] < 1 for v in lat.values())
+    if slower and cfg.when_slower == "fail":
+        raise StageError(
+            f"stage '{stage_id}': the int8 model ({chosen['setting']}) is slower than fp32 at "
+            f"every batch size measured ({_speedups_text(lat)}) and field 'when_slower' is "
+            "fail; ship the fp32 model, or set when_slower: keep")
+    return faster
+
+
+def _slow_warning(cfg, stage_id: str, chosen: dict, faster: bool) -> str | None:
+    if faster or cfg.target != "cpu":
+        return None
+    warning = (f"the int8 model ({chosen['setting']}) is not faster than fp32 at every batch "
+               f"size on this CPU ({_speedups_text(chosen.get('latency') or {})}): int8 kernels "
+               "do not pay off for this model here; keep fp32 or make the model larger per op")
+    print(f"warning: {stage_id}: {warning}", file=sys.stderr)
+    return warning
+
+
+def _metrics(cfg, chosen: dict, ev, out: Path, fp32_path: Path, faster: bool) -> dict:
+    dynamic = chosen["setting"].startswith("dynamic")
+    ops = int8_ops(out)
+    metrics = {
+        "test_accuracy_pct": chosen["test_accuracy_pct"],
+        "val_accuracy_pct": chosen["val_accuracy_pct"],
+        "fp32_test_accuracy_pct": ev.fp32_test,
+        "fp32_val_accuracy_pct": ev.fp32_val,
+        "accuracy_drop_pts": round(ev.fp32_test - chosen["test_accuracy_pct"], 4),
+        "setting": chosen["setting"],
+        "excluded_nodes": len(chosen["excluded_nodes"]),
+        "faster_than_fp32": faster,
+        "int8_weight_fraction": round(int8_weight_fraction(out), 4),
+        "size_bytes": out.stat().st_size,
+        "fp32_size_bytes": model_size_bytes(fp32_path),
+        "calibration_method": None if dynamic else cfg.calibration.method,
+        "quantization_mode": "dynamic" if dynamic else "static",
+        "int8_ops": ops_text(ops["int8"]),
+        "float_ops": ops_text(ops["float"]),
+        "note": _float_note(ops["float"], dynamic),
+    }
+    for key, v in (chosen.get("latency") or {}).items():
+        metrics[f"speedup_vs_fp32_{key}"] = v["speedup"]
+    return metrics
+
+
+def _stamp(cfg, ctx: StageContext, src, out: Path, chosen: dict, metrics: dict,
+           test_samples: int, target_meta: dict | None, shape: list[int] | None) -> None:
+    """The contract metadata of the fp32 model, with this model's accuracy, source and
+    quantization settings (and mobile target), into `out` and its model.json."""
+    meta = ort_measure.read_metadata(src.path)
+    meta["compress.metrics"] = accuracy_entry(metrics, chosen["test_accuracy_pct"],
+                                              test_samples)
+    meta["compress.source"] = source_of(ctx, src, onnx_sha256=src.sha256)
+    meta["compress.quantization"] = {"setting": chosen["setting"], "mode": cfg.mode,
+                                     "per_channel": cfg.per_channel,
+                                     "calibration": cfg.calibration.model_dump(mode="json"),
+                                     "excluded_nodes": chosen["excluded_nodes"]}
+    if target_meta:
+        meta["compress.target"] = target_meta
+        meta["compress.input"] = {**meta.get("compress.input", {}), "shape": shape}
+    set_metadata(out, meta)
+    write_contract_json(out)
 
 
 def _float_note(float_ops: dict[str, int], dynamic: bool) -> str | None:

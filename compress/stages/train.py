@@ -6,17 +6,18 @@ dict, data spec, normalisation, config, metrics), and `history.json` with per-ep
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
-from torch import nn
 
 from compress import artifacts
 from compress.models import ModelSpec, ResNetSpec, build_model
-from compress.models.checkpoint import checkpoint_payload
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.trainer.training import FIT_METRICS as METRICS
-from compress.trainer.training import TrainOptions, fit, fit_metrics, seed_everything
+from compress.trainer.options import FIT_METRICS as METRICS
+from compress.trainer.options import TrainOptions
+
+if TYPE_CHECKING:  # torch is imported when a stage runs, not when the command line starts
+    from torch import nn
 
 
 class TrainConfig(StageConfig, TrainOptions):
@@ -28,6 +29,8 @@ def train_model(model: nn.Module, data, cfg: TrainOptions, progress: bool = True
                 desc: str = "train") -> tuple[dict, list[dict]]:
     """Train `model` in place (best validation epoch kept, left on the CPU); (metrics, per-epoch
     history). The stage and `compress.train` both run this."""
+    from compress.trainer.training import fit, fit_metrics
+
     result = fit(model, data, cfg, progress=progress, desc=desc)
     metrics = fit_metrics(model, data, result, who=desc)
     model.cpu()
@@ -36,6 +39,9 @@ def train_model(model: nn.Module, data, cfg: TrainOptions, progress: bool = True
 
 @register_stage(TrainConfig, produces="checkpoint", metrics=lambda cfg: METRICS)
 def train(cfg: TrainConfig, ctx: StageContext) -> StageResult:
+    from compress.models.checkpoint import checkpoint_payload
+    from compress.trainer.training import seed_everything
+
     data = ctx.dataset()
     # Seed before building: the initial weights must not depend on what ran earlier.
     seed_everything(cfg.seed)

@@ -16,14 +16,16 @@ import io
 import logging
 import warnings
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from compress.errors import StageError
 
 FUSED_OPS = ("EmbedLayerNormalization", "Attention", "MultiHeadAttention",
              "SkipLayerNormalization", "BiasGelu", "FastGelu", "Gelu")
 # The TorchScript exporter's newest well-trodden opset for BERT (optimum's default is 14..17).
+if TYPE_CHECKING:  # torch is imported when exporting, not when the command line starts
+    import torch
+
 TORCHSCRIPT_OPSET = 17
 
 
@@ -31,6 +33,7 @@ def ort_fused_export(model: torch.nn.Module, path: Path, input_names: tuple[str,
                      output_name: str) -> dict[str, int]:
     """Write `model` to `path` as TorchScript export + ORT's BERT fusions; returns how many
     nodes of each fused op type the graph holds (0 everywhere: nothing fused)."""
+    import torch
     from onnxruntime.transformers import optimizer
 
     config = model.bert.config

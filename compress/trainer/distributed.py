@@ -24,13 +24,15 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from compress.errors import CompressError, ConfigError, MirroredError
 from compress.trainer.options import DistributedOptions, train_options_of
+
+# torch is imported where a process group is used, so that the command line (which reads
+# rank_prefix and pipeline_options) starts without it.
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -44,16 +46,25 @@ def launcher_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def _dist():
+    import torch.distributed as dist
+
+    return dist
+
+
 def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    # No process group exists in a process that never imported torch.distributed.
+    dist = sys.modules.get("torch.distributed")
+    return (dist is not None and dist.is_available() and dist.is_initialized()
+            and dist.get_world_size() > 1)
 
 
 def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
+    return _dist().get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
+    return _dist().get_world_size() if is_distributed() else 1
 
 
 def local_rank() -> int:
@@ -143,6 +154,8 @@ def launch(nproc: int, argv: list[str], debug: bool = False) -> int:
 
 
 def _backend(name: str) -> str:
+    import torch
+
     cuda = torch.cuda.is_available()
     if name == "nccl" and not cuda:
         raise ConfigError("distributed.backend: nccl needs CUDA, and no CUDA device is "
@@ -157,7 +170,13 @@ def _backend(name: str) -> str:
 def process_group(opts: DistributedOptions) -> Iterator[None]:
     """Join the process group torchrun's environment describes, for the duration of the block
     (nothing to do in a single process, or when a group already exists)."""
-    if launcher_world_size() <= 1 or dist.is_initialized():
+    if launcher_world_size() <= 1:
+        yield
+        return
+    import torch
+
+    dist = _dist()
+    if dist.is_initialized():
         yield
         return
     backend = _backend(opts.backend)
@@ -179,21 +198,23 @@ def broadcast_object(obj: T) -> T:
     if not is_distributed():
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    _dist().broadcast_object_list(box, src=0)
     return box[0]
 
 
 def barrier() -> None:
     if is_distributed():
-        dist.barrier()
+        _dist().barrier()
 
 
 def all_reduce_sum(values: list[float]) -> list[float]:
     """Element-wise sums over every rank (float64, on the CPU through the CPU backend)."""
     if not is_distributed():
         return list(values)
+    import torch
+
     t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
+    _dist().all_reduce(t)
     return t.tolist()
 
 
@@ -203,7 +224,7 @@ def sync_buffers(module: torch.nn.Module) -> None:
     kept weights must be the same everywhere."""
     if is_distributed():
         for b in module.buffers():
-            dist.broadcast(b, src=0)
+            _dist().broadcast(b, src=0)
 
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

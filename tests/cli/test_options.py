@@ -78,7 +78,7 @@ def test_an_option_not_given_keeps_its_default():
 
 def test_compress_train_patience_null_reaches_the_stage(monkeypatch, tmp_path):
     # setup: the real command, stopped where it would start training
-    main = importlib.import_module("compress.cli.main")  # the module, not cli.main()
+    main = importlib.import_module("compress.cli.stages")  # where the stage commands live
     ran = []
     monkeypatch.setattr(main, "run_standalone", lambda cfg, *args, **kw: ran.append(cfg))
     # execute

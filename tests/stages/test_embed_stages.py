@@ -81,7 +81,7 @@ def test_student_starts_from_the_teacher_layers_and_corpus_vocabulary(text_run):
 
 
 def test_an_epoch_sees_the_corpus_own_sentences_primary_repeats_times():
-    from compress.stages.embed_distill import epoch_pool
+    from compress.text.distillation import epoch_pool
 
     # execute
     pool = epoch_pool(10, 4, 3)
