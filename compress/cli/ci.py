@@ -140,7 +140,7 @@ def ci_options(fn):
 @click.command("compare", cls=LazyOptionsCommand)
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.argument("candidate", type=click.Path(path_type=Path))
-@lazy_options("compress.report.compare:CompareConfig", skip=set())
+@lazy_options("report.compare:CompareConfig", skip=set())
 @click.option("--md", "md", type=click.Path(path_type=Path), default=None,
               help='append the comparison as Markdown to this file, e.g. "$GITHUB_STEP_SUMMARY"')
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")

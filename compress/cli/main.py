@@ -18,55 +18,55 @@ from compress import __version__
 from compress.errors import CompressError, GateError, MirroredError
 from compress.trainer.distributed import rank_prefix
 
-# name -> (module, attribute, first sentence of its help: what `compress --help` lists;
-# tests/cli/test_main.py checks it against the command's own docstring)
+# name -> (module in compress.cli, attribute, first sentence of its help: what `compress --help`
+# lists; tests/cli/test_main.py checks it against the command's own docstring)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("compress.cli.pipeline", "run", "Run the pipeline in PIPELINE (YAML), skipping "
+    "run": ("pipeline", "run", "Run the pipeline in PIPELINE (YAML), skipping "
             "stages whose inputs did not change."),
-    "validate": ("compress.cli.pipeline", "validate", "Check a pipeline file without running "
+    "validate": ("pipeline", "validate", "Check a pipeline file without running "
                  "it: its fields and stages, and its data (the file opened, every array and "
                  "shape checked, as `run` does before the first stage)."),
-    "report": ("compress.cli.pipeline", "report", "Write FOLDER/report.md, report.json and PNG "
+    "report": ("pipeline", "report", "Write FOLDER/report.md, report.json and PNG "
                "plots from a pipeline's outputs; print it."),
-    "verify": ("compress.cli.pipeline", "verify", "Check every file FOLDER/manifest.json lists "
+    "verify": ("pipeline", "verify", "Check every file FOLDER/manifest.json lists "
                "against its recorded sha256 and size."),
-    "train": ("compress.cli.stages", "train", "Train a model (a teacher) and write a "
+    "train": ("stages", "train", "Train a model (a teacher) and write a "
               "self-describing checkpoint, model.pt."),
-    "distill": ("compress.cli.stages", "distill", "Train a student from the TEACHER checkpoint "
+    "distill": ("stages", "distill", "Train a student from the TEACHER checkpoint "
                 "(knowledge distillation), and the same student without the teacher, so the "
                 "gain is measured."),
-    "prune": ("compress.cli.stages", "prune", "Prune CHECKPOINT (structured: channels removed "
+    "prune": ("stages", "prune", "Prune CHECKPOINT (structured: channels removed "
               "for real; or unstructured sparsity)."),
-    "export": ("compress.cli.stages", "export", "Export CHECKPOINT to ONNX, check parity with "
+    "export": ("stages", "export", "Export CHECKPOINT to ONNX, check parity with "
                "PyTorch and measure accuracy in ORT."),
-    "quantize": ("compress.cli.stages", "quantize", "Quantize the ONNX MODEL to int8 with ONNX "
+    "quantize": ("stages", "quantize", "Quantize the ONNX MODEL to int8 with ONNX "
                  "Runtime, settings chosen by measurement."),
-    "bench": ("compress.cli.stages", "bench", "Benchmark ONNX MODELS side by side in ONNX "
+    "bench": ("stages", "bench", "Benchmark ONNX MODELS side by side in ONNX "
               "Runtime (first one is the baseline)."),
-    "explain": ("compress.cli.stages", "explain", "Attribution fidelity of ONNX MODELS (the "
+    "explain": ("stages", "explain", "Attribution fidelity of ONNX MODELS (the "
                 "first: the teacher's export) against the teacher, with the randomized-teacher "
                 "and other-class sanity references."),
-    "compare": ("compress.cli.ci", "compare", "Compare two runs (BASELINE and CANDIDATE: "
+    "compare": ("ci", "compare", "Compare two runs (BASELINE and CANDIDATE: "
                 "exported/<pipeline> folders): accuracy, size and energy as benched, latency of "
                 "both re-measured here, interleaved."),
-    "inspect": ("compress.cli.artifacts", "inspect_command", "Describe the ONNX (or .ort) file "
+    "inspect": ("artifacts", "inspect_command", "Describe the ONNX (or .ort) file "
                 "MODEL: opsets, IR version, inputs and outputs, parameters, size, op histogram, "
                 "share of weights in int8, compress.* metadata, the oldest onnxruntime that "
                 "loads it and, for a `target: mobile` build (or with --mobile), how many nodes "
                 "each mobile EP can run."),
-    "pretrained": ("compress.cli.text", "pretrained", "Start from a pretrained sentence encoder "
+    "pretrained": ("text", "pretrained", "Start from a pretrained sentence encoder "
                    "(offline): checkpoint, tokenizer, and its embeddings of every sentence (the "
                    "targets of the commands below)."),
-    "embed-distill": ("compress.cli.text", "embed_distill", "Cut a student encoder from the "
+    "embed-distill": ("text", "embed_distill", "Cut a student encoder from the "
                       "TEACHER checkpoint (a `pretrained` model.pt) and train it to reproduce "
                       "the teacher's embeddings."),
-    "embed-export": ("compress.cli.text", "embed_export", "Export a sentence-encoder CHECKPOINT "
+    "embed-export": ("text", "embed_export", "Export a sentence-encoder CHECKPOINT "
                      "to ONNX (dynamic batch and sequence), parity checked against PyTorch, "
                      "tokenizer beside it."),
-    "embed-quantize": ("compress.cli.text", "embed_quantize", "Quantize the exported encoder "
+    "embed-quantize": ("text", "embed_quantize", "Quantize the exported encoder "
                        "MODEL to int8, static or dynamic chosen by measuring cosine to the "
                        "teacher and latency."),
-    "embed-bench": ("compress.cli.text", "embed_bench", "Benchmark exported encoder MODELS side "
+    "embed-bench": ("text", "embed_bench", "Benchmark exported encoder MODELS side "
                     "by side in ONNX Runtime (the first is the baseline): size, latency, test "
                     "cosine and neighbour recall against the teacher."),
 }
@@ -83,7 +83,8 @@ class CompressGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.commands and name in COMMANDS:
             module, attr, _ = COMMANDS[name]
-            self.add_command(getattr(importlib.import_module(module), attr), name)
+            self.add_command(getattr(importlib.import_module(f"compress.cli.{module}"), attr),
+                             name)
         return self.commands.get(name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -134,7 +134,7 @@ def lazy_options(config: str, skip: set[str]):
     """Decorator for a `LazyOptionsCommand`: the options of a config class, added after the
     command's own options when the command first needs its parameters (help, parsing), so that
     listing the commands imports no stage module. `config`: a stage's name, or
-    'module:Class'."""
+    'module:Class' of a module in the compress package ('measure.energy:EnergyConfig')."""
 
     def deco(fn):
         fn.__dict__.setdefault("__lazy_options__", []).insert(0, (config, frozenset(skip)))
@@ -144,12 +144,13 @@ def lazy_options(config: str, skip: set[str]):
 
 
 def config_class(config: str) -> type[BaseModel]:
-    """The class `lazy_options` names: 'module:Class', or a stage's name (its config class)."""
+    """The class `lazy_options` names: 'module:Class' (in compress), or a stage's name (its
+    config class)."""
     import importlib
 
     if ":" in config:
         module, name = config.split(":")
-        return getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(f"compress.{module}"), name)
     from compress.stages import stage_def
 
     return stage_def(config).config_cls

@@ -20,7 +20,7 @@ from compress.cli.stage import (
     user_model,
 )
 
-ENERGY = "compress.measure.energy:EnergyConfig"
+ENERGY = "measure.energy:EnergyConfig"
 
 @click.command(cls=LazyOptionsCommand)
 @click.option("--data", "data", required=True, type=YamlValue(),
