@@ -138,6 +138,10 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
         metrics["without_teacher_test_accuracy_pct"] = alone_acc
         metrics["without_teacher_val_accuracy_pct"] = alone_result.best_val_accuracy_pct
         metrics["distillation_gain_pts"] = round(metrics["test_accuracy_pct"] - alone_acc, 4)
+        hurt = _teacher_hurt(metrics["test_accuracy_pct"], alone_acc, len(data.y_test))
+        if hurt:
+            print(f"warning: {desc}: {hurt}", file=sys.stderr, flush=True)
+            metrics["warning"] = "; ".join(w for w in (warning, hurt) if w)
         metrics["train_wall_time_s"] = round(result.wall_time_s + alone_result.wall_time_s, 3)
         metrics["train_cpu_time_s"] = round(result.cpu_time_s + alone_result.cpu_time_s, 3)
         history["without_teacher"] = alone_result.history
@@ -184,3 +188,15 @@ def _larger_student(student_params: int, teacher_params: int) -> str | None:
     return (f"the student has {student_params:,} parameters, more than its teacher's "
             f"{teacher_params:,}: distilling will not make the model smaller; give the student "
             "a smaller `model` (width, hidden sizes)")
+
+
+def _teacher_hurt(distilled_pct: float, alone_pct: float, test_samples: int) -> str | None:
+    """What to say when the same student trained on labels alone is clearly better (at least
+    1 pt and 5 test samples): the teacher made it worse, and the ratios should not credit it."""
+    samples = round((alone_pct - distilled_pct) * test_samples / 100)
+    if alone_pct - distilled_pct < 1.0 or samples < 5:
+        return None
+    return (f"the same student trained without the teacher is {alone_pct - distilled_pct:.2f} "
+            f"pts more accurate ({alone_pct:.2f} % vs {distilled_pct:.2f} %, {samples} of "
+            f"{test_samples} test samples): distillation hurt this student; lower `alpha` "
+            "(0 = labels only) or `temperature`, or train longer")

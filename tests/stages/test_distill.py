@@ -56,3 +56,27 @@ def test_a_student_larger_than_its_teacher_is_warned_about(tmp_path, capsys):
     assert logged == [f"warning: student: {warning}"]
     assert f"- `student`: {warning}" in (summary.root / "report.md").read_text()
     assert summary.manifest["stages"]["teacher"]["metrics"].get("warning") is None
+
+
+def test_a_teacher_that_makes_the_student_worse_is_warned_about(tmp_path, capsys):
+    # setup: a poor teacher (an MLP trained for 20 steps) that the student imitates alone
+    # (alpha 1: soft targets only), against the same student trained on the labels
+    from compress.config import parse_pipeline
+    from compress.runner import run_pipeline
+
+    fast = {"batch_size": 64, "device": "cpu", "patience": None}
+    cfg = parse_pipeline({"name": "hurt", "data": {"source": "digits"}, "stages": [
+        {"id": "teacher", "stage": "train", "model": {"arch": "mlp", "hidden": [64]},
+         "epochs": 1, "lr": 0.0002, **fast},
+        {"id": "student", "stage": "distill", "teacher": "teacher",
+         "model": {"arch": "mlp", "hidden": [16]}, "alpha": 1.0, "epochs": 8, "lr": 0.005,
+         **fast},
+    ]}, "hurt.yaml")
+    # execute
+    summary = run_pipeline(cfg, tmp_path, progress=False, log=lambda m: None)
+    # assert: the gain is negative beyond noise, and the run says so in the metrics and the log
+    m = summary.manifest["stages"]["student"]["metrics"]
+    assert m["without_teacher_test_accuracy_pct"] - m["test_accuracy_pct"] >= 1.0
+    assert m["warning"].startswith("the same student trained without the teacher is ")
+    assert "distillation hurt this student" in m["warning"]
+    assert f"warning: student: {m['warning']}" in capsys.readouterr().err
