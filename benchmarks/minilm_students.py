@@ -114,7 +114,7 @@ def train_one(job: dict) -> dict:
         make_optimizer,
         make_student,
     )
-    from compress.stages.embed_export import export_encoder
+    from compress.stages.text.export import export_encoder
     from compress.text.corpus import teacher_embeddings
     from compress.text.encoder import embed, encoder_from_checkpoint, load_tokenizer, tokenize
     from compress.text.graph import unfuse_skip_layernorm

@@ -6,11 +6,11 @@ the same code as its stage: a stage is this call plus reading its inputs and wri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compress.errors import ConfigError
+from compress.results import ArtifactResult, BenchResult, ModelResult, RunResult
 
 if TYPE_CHECKING:
     from torch import nn
@@ -20,55 +20,11 @@ if TYPE_CHECKING:
 DataLike = Any  # a compress.data.Dataset, a source name ("digits") or a data mapping
 
 
-@dataclass
-class ModelResult:
-    """A trained, distilled or pruned model and what its stage reports."""
-
-    model: nn.Module
-    metrics: dict[str, Any]
-    history: Any = None
-
-
-@dataclass
-class ArtifactResult:
-    """A file an API call wrote (ONNX model) and its metrics."""
-
-    path: Path
-    metrics: dict[str, Any]
-
-
-@dataclass
-class BenchResult:
-    """A side-by-side benchmark: flat metrics (`<model>.b1_t1.p50_ms`, ...) and its table."""
-
-    metrics: dict[str, Any]
-    table: str
-    path: Path
-
-    def summary(self) -> str:
-        """The markdown table (accuracy, size, latency, memory, energy per model)."""
-        return self.table
-
-
-@dataclass
-class RunResult:
-    """A pipeline run: its folder, manifest, and which stages ran or came from the cache."""
-
-    root: Path
-    manifest: dict[str, Any]
-    ran: list[str] = field(default_factory=list)
-    cached: list[str] = field(default_factory=list)
-
-    def metrics(self, stage_id: str) -> dict[str, Any]:
-        """The metrics stage `stage_id` reported."""
-        return self.manifest["stages"][stage_id]["metrics"]
-
-
 def _config(cls, fn: str, values: dict):
     """`cls` validated from keyword arguments; errors as the YAML's, naming the argument."""
     from pydantic import ValidationError
 
-    from compress.config import class_at, error_message, walk_error_path
+    from compress.validation import class_at, error_message, walk_error_path
 
     try:
         return cls.model_validate(values)
@@ -284,6 +240,7 @@ def export(model: nn.Module, path: str | Path, data: DataLike, **options: Any) -
     import os
     import tempfile
 
+    from compress import artifacts
     from compress.stages.export import ExportConfig, export_model
 
     cfg = _config(ExportConfig, "export", {"id": "export", "input": "model", **options})
@@ -296,23 +253,22 @@ def export(model: nn.Module, path: str | Path, data: DataLike, **options: Any) -
         "model": {"arch": "python", "class": f"{type(model).__module__}."
                   f"{type(model).__qualname__}", "given_as": "nn.Module (Python API)"},
     }
+    # Exported in a private folder (the exporter writes its side files beside the model); only
+    # the model moves into place, through the same atomic write as every artifact.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
         staged = Path(tmp) / "model.onnx"
         metrics = export_model(model, ds, cfg, staged, described,
                                {"pipeline": "", "stage": "compress.export (Python API)"})
-        os.replace(staged, path)
+        with artifacts.atomic_path(path) as final:
+            os.replace(staged, final)
     return ArtifactResult(path, metrics)
 
 
 def _run_stage(cfg, data: Dataset, inputs: dict, out: Path):
-    """Run a registered stage into `out` (atomically, as the runner does) on in-memory data."""
-    from compress.runner import execute_stage, make_folder
-    from compress.stages import StageContext
+    """Run a registered stage into `out` on in-memory data, as `compress <stage>` does."""
+    from compress.runner import run_single
 
-    make_folder(out.parent)
-    ctx = StageContext(stage_id=cfg.id, out_dir=out, data_cfg=data.spec, inputs=inputs,
-                       progress=False, data=data)
-    return execute_stage(cfg, ctx, out)
+    return run_single(cfg, data.spec, inputs, out, data=data, progress=False)
 
 
 def _onnx_artifact(path: str | Path, name: str, fn: str):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from compress.errors import ArtifactError
+from compress.errors import ArtifactError, ConfigError
 
 CHECKPOINT_FORMAT = "compress.checkpoint/1"
 
@@ -52,6 +52,31 @@ def path_inside(root: str | Path, rel: str) -> Path | None:
     except (OSError, RuntimeError):  # a symlink loop
         return None
     return full
+
+
+def make_folder(folder: Path) -> list[Path]:
+    """`mkdir -p folder`, or a ConfigError saying why not; returns the folders it created,
+    deepest first, so that a command that then fails can take them back."""
+    chain = (folder, *folder.parents)
+    created = [p for p in chain if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = next((p for p in chain if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else e.strerror
+        raise ConfigError(f"{folder}: cannot create the output folder ({why}); choose another "
+                          "with --out") from e
+    if not os.access(folder, os.W_OK):
+        remove_empty(created)
+        raise ConfigError(f"{folder}: output folder is not writable; choose another with --out")
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Take back folders a failed command created (deepest first), if they are still empty."""
+    for p in folders:
+        with contextlib.suppress(OSError):
+            p.rmdir()
 
 
 def _umask() -> int:

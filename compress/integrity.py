@@ -7,6 +7,7 @@ disk, so each one is confined to the folder before it is opened.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,24 @@ def verify_folder(root: Path) -> list[FileCheck]:
 def leftovers(root: Path) -> list[Path]:
     """Staging folders and temporary files an interrupted run left in `root`."""
     return sorted(p for pattern in LEFTOVER_GLOBS for p in Path(root).glob(pattern))
+
+
+def clean_leftovers(root: Path) -> None:
+    """Remove what interrupted runs left in `root` (see LEFTOVER_GLOBS)."""
+    # Only ever called under the folder's lock, so none of these belongs to a live run.
+    for p in leftovers(root):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def describe_outputs(root: Path, stage_dir: Path) -> dict:
+    """{path relative to root: sha256 and size} of every file under `stage_dir`: what the
+    manifest lists for a stage, and what `check_output` later compares against."""
+    out = {}
+    for p in sorted(stage_dir.rglob("*")):
+        if p.is_file():
+            rel = p.relative_to(root).as_posix()
+            out[rel] = {"sha256": sha256_file(p), "size_bytes": p.stat().st_size}
+    return out

@@ -6,7 +6,7 @@ A stage writes into a staging folder; only when it returns is that folder rename
 stage intact and no half-written artifact, and the next run resumes at the first stage whose
 inputs changed or whose outputs are missing or altered.
 
-With several processes (DDP, see compress.distributed) rank 0 alone takes the lock, decides
+With several processes (DDP, see compress.launch) rank 0 alone takes the lock, decides
 what is cached, writes stage folders, the manifest and the report, and runs the stages that do
 not train; every rank runs the training stages, the others into a scratch folder they delete.
 """
@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import functools
-import hashlib
 import os
 import shutil
 import tempfile
@@ -26,7 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compress import artifacts
+from compress import artifacts, launch
+from compress.artifacts import make_folder, remove_empty
+from compress.cache import cache_key, data_fingerprint, primary_sha256, reusable
 from compress.config import PipelineConfig
 from compress.errors import CompressError, ConfigError, StageError
 from compress.events import (
@@ -40,11 +40,10 @@ from compress.events import (
     to_console,
 )
 from compress.gates import evaluate_gates
-from compress.integrity import CACHE, MANIFEST, leftovers, outputs_intact
+from compress.integrity import CACHE, MANIFEST, clean_leftovers, describe_outputs
 from compress.measure.energy import EnergyMeter
 from compress.measure.system import cpu_info, versions
-from compress.stages import STAGES, Artifact, StageContext
-from compress.trainer import distributed
+from compress.stages import STAGES, Artifact, StageContext, StageResult
 from compress.trainer.devices import runtime_problem
 from compress.trainer.training import train_options_of
 
@@ -55,83 +54,6 @@ class RunSummary:
     manifest: dict
     ran: list[str]
     cached: list[str]
-
-
-def data_fingerprint(data_cfg, source: str = "pipeline") -> str:
-    """Hash of the data spec; for user files, of the file's bytes rather than its path."""
-    spec = data_cfg.model_dump(mode="json")
-    if spec.get("source") == "image_folder":
-        from compress.data import content_sha256
-
-        spec.pop("path")  # the files' bytes, not where they lie
-        spec["sha256"] = content_sha256(data_cfg)
-    elif spec.get("source") in ("npz", "csv"):
-        path = Path(spec.pop("path"))
-        where = f"{source}: data, field 'path': {path}"
-        if not path.is_file():
-            what = (f"is a folder, not a .{spec['source']} file" if path.is_dir()
-                    else "file not found")
-            raise ConfigError(f"{where}: {what}")
-        try:
-            spec["sha256"] = artifacts.sha256_file(path)
-        except OSError as e:
-            raise ConfigError(f"{where}: cannot read it ({e.strerror}); check its "
-                              "permissions") from e
-    return artifacts.sha256_json(spec)
-
-
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """Hash of compress's own source and the versions of the libraries that shape results:
-    an artifact made by other code is rebuilt, not trusted."""
-    import compress
-
-    h = hashlib.sha256()
-    pkg = Path(compress.__file__).parent
-    for p in sorted(pkg.rglob("*.py")):
-        if p.relative_to(pkg).parts[0] == "report":
-            continue  # reports (and bench.md tables) format measured numbers: no re-measuring
-        h.update(p.relative_to(pkg).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update(artifacts.canonical_json(versions()).encode())
-    return h.hexdigest()
-
-
-def cache_key(cfg, inputs: dict[str, Artifact], data_hash: str, pipeline=None) -> str:
-    payload = {
-        "stage": cfg.hash_payload(),
-        "inputs": {k: a.sha256 for k, a in sorted(inputs.items())},
-        "data": data_hash,
-        "code": code_fingerprint(),
-    }
-    # Pipeline-level sections a stage reads (the bench reads `energy`) are part of its key only.
-    for name in getattr(cfg, "pipeline_settings", ()):
-        payload[name] = getattr(pipeline, name).model_dump(mode="json") if pipeline else None
-    return artifacts.sha256_json(payload)
-
-
-def make_folder(folder: Path) -> list[Path]:
-    """`mkdir -p folder`, or a ConfigError saying why not; returns the folders it created,
-    deepest first, so that a command that then fails can take them back."""
-    chain = (folder, *folder.parents)
-    created = [p for p in chain if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        blocker = next((p for p in chain if p.exists() and not p.is_dir()), None)
-        why = f"{blocker} is a file, not a folder" if blocker else e.strerror
-        raise ConfigError(f"{folder}: cannot create the output folder ({why}); choose another "
-                          "with --out") from e
-    if not os.access(folder, os.W_OK):
-        remove_empty(created)
-        raise ConfigError(f"{folder}: output folder is not writable; choose another with --out")
-    return created
-
-
-def remove_empty(folders: list[Path]) -> None:
-    """Take back folders a failed command created (deepest first), if they are still empty."""
-    for p in folders:
-        with contextlib.suppress(OSError):
-            p.rmdir()
 
 
 @contextlib.contextmanager
@@ -148,17 +70,6 @@ def pipeline_lock(root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def reusable(root: Path, prev, key: str) -> bool:
-    """A manifest entry from an earlier run can stand in for running the stage: same cache key,
-    its primary artifact among its outputs, and every output file unchanged. A damaged entry
-    is simply not reusable."""
-    if not isinstance(prev, dict) or prev.get("cache_key") != key:
-        return False
-    outs = prev.get("outputs")
-    return (isinstance(outs, dict) and prev.get("primary") in outs
-            and isinstance(prev.get("metrics"), dict) and outputs_intact(root, prev))
 
 
 def output_dirs(cfg: PipelineConfig, out_root: Path, source: str) -> tuple[Path, dict[str, Path]]:
@@ -208,7 +119,7 @@ def _run_in_scratch(cfg, ctx: StageContext) -> None:
     """A training stage on a rank other than 0: it trains in step with rank 0 (DDP needs every
     rank), but writes into a private folder that is deleted, so stage code needs no rank checks
     and only rank 0's files are kept."""
-    with tempfile.TemporaryDirectory(prefix=f"compress-rank{distributed.rank()}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"compress-rank{launch.rank()}-") as tmp:
         STAGES[cfg.stage].fn(cfg, replace(ctx, out_dir=Path(tmp), progress=False))
 
 
@@ -216,9 +127,9 @@ def _execute_everywhere(cfg, ctx: StageContext, on_main):
     """`on_main()` (which executes the stage) on rank 0, its result on every rank. A training
     stage runs on the other ranks too, meanwhile; any other stage runs on rank 0 alone."""
     trains = train_options_of(cfg) is not None
-    if trains and not distributed.is_main():
+    if trains and not launch.is_main():
         _run_in_scratch(cfg, ctx)
-    return distributed.run_on_main(on_main, share_errors=not trains)
+    return launch.run_on_main(on_main, share_errors=not trains)
 
 
 def preflight(stages, world: int, source: str) -> None:
@@ -230,23 +141,12 @@ def preflight(stages, world: int, source: str) -> None:
             continue
         problem = runtime_problem(o.device, o.precision)
         if problem:
-            raise distributed.collective_error(ConfigError(f"{source}: stage '{st.id}': {problem}"))
+            raise launch.collective_error(ConfigError(f"{source}: stage '{st.id}': {problem}"))
         if o.batch_size % world:
-            raise distributed.collective_error(ConfigError(
+            raise launch.collective_error(ConfigError(
                 f"{source}: stage '{st.id}', field 'batch_size': {o.batch_size} does not split "
                 f"evenly over {world} processes; use a multiple of {world} (batch_size is the "
                 "global batch)"))
-
-
-def primary_sha256(root: Path, entry: dict) -> str:
-    """The hash later stages key on: the primary file's, or for an ONNX model with external
-    weights, of the model's files together (a new weights file must rerun its consumers)."""
-    from compress.onnx.external import combine_sha256, external_files
-
-    primary = root / entry["primary"]
-    files = [primary, *external_files(primary)]
-    return combine_sha256([(p.name, entry["outputs"][p.relative_to(root).as_posix()]["sha256"])
-                           for p in files])
 
 
 def check_stage_files(stages, data, source: str) -> None:
@@ -256,24 +156,6 @@ def check_stage_files(stages, data, source: str) -> None:
             st.check_files(data)
         except CompressError as e:
             raise type(e)(f"{source}: stage '{st.id}', {e}") from e
-
-
-def _describe_outputs(root: Path, stage_dir: Path) -> dict:
-    out = {}
-    for p in sorted(stage_dir.rglob("*")):
-        if p.is_file():
-            rel = p.relative_to(root).as_posix()
-            out[rel] = {"sha256": artifacts.sha256_file(p), "size_bytes": p.stat().st_size}
-    return out
-
-
-def _clean_leftovers(root: Path) -> None:
-    # Only ever called under the folder's lock, so none of these belongs to a live run.
-    for p in leftovers(root):
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
 
 
 def seeds(cfg: PipelineConfig) -> dict[str, int]:
@@ -317,16 +199,16 @@ def _run_pipeline(cfg: PipelineConfig, out_root, force: bool, progress: bool, so
     root, stage_dirs = output_dirs(cfg, Path(out_root), where)
     data_hash = data_fingerprint(cfg.data, where)
     data = load_dataset(cfg.data)
-    preflight(cfg.stages, distributed.world_size(), where)
+    preflight(cfg.stages, launch.world_size(), where)
     python.check_user_models(cfg.stages, data, trust_code, where)
     check_stage_files(cfg.stages, data, where)
     with python.trust_code(trust_code), (
-            pipeline_lock(root) if distributed.is_main() else contextlib.nullcontext()):
-        old = distributed.run_on_main(lambda: _previous_stages(root))
+            pipeline_lock(root) if launch.is_main() else contextlib.nullcontext()):
+        old = launch.run_on_main(lambda: _previous_stages(root))
         manifest = _new_manifest(cfg, source, data_hash)
         ran, cached = _run_stages(cfg, root, stage_dirs, old, manifest, data_hash, force,
-                                  progress and distributed.is_main(), emit)
-        gate_results = distributed.run_on_main(lambda: _finish(cfg, root, manifest))
+                                  progress and launch.is_main(), emit)
+        gate_results = launch.run_on_main(lambda: _finish(cfg, root, manifest))
         manifest["gates"] = gate_results
         summary = RunSummary(root=root, manifest=manifest, ran=ran, cached=cached)
     if cfg.gates:
@@ -335,7 +217,7 @@ def _run_pipeline(cfg: PipelineConfig, out_root, force: bool, progress: bool, so
     if failed:
         from compress.errors import GateError
 
-        raise distributed.collective_error(
+        raise launch.collective_error(
             GateError(f"{len(failed)} of {len(gate_results)} gate(s) failed", gate_results))
     return summary
 
@@ -359,7 +241,7 @@ def _new_manifest(cfg: PipelineConfig, source: str, data_hash: str) -> dict:
         "seeds": seeds(cfg),
         "versions": versions(),
         "cpu": cpu_info(),
-        "world_size": distributed.world_size(),
+        "world_size": launch.world_size(),
         "energy": cfg.energy.model_dump(mode="json"),
         "started_at": _now(),
         "stages": {},
@@ -383,7 +265,7 @@ def _run_stages(cfg: PipelineConfig, root: Path, stage_dirs: dict[str, Path], ol
             return not force and reusable(root, prev, key)
 
         # Rank 0's files decide, for every rank: the others may not even see them.
-        if distributed.run_on_main(is_cached):
+        if launch.run_on_main(is_cached):
             entry = {**prev, "status": "cached"}
             cached.append(st.id)
             emit(StageCached(st.id, st.stage, float(prev.get("wall_time_s", 0))))
@@ -396,7 +278,7 @@ def _run_stages(cfg: PipelineConfig, root: Path, stage_dirs: dict[str, Path], ol
             sha256=primary_sha256(root, entry), metrics=entry["metrics"],
         )
         manifest["stages"][st.id] = entry
-        if distributed.is_main():
+        if launch.is_main():
             # Entries of stages not reached yet are carried over: their files are still on disk.
             later = {s.id: old[s.id] for s in cfg.stages if s.id in old and s.id not in done}
             artifacts.write_json(root / MANIFEST, {**manifest,
@@ -447,7 +329,7 @@ def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, r
             "config_sha256": artifacts.sha256_json(st.hash_payload()),
             "inputs": {r: a.sha256 for r, a in inputs.items()},
             "primary": f"{st.id}/{result.primary}",
-            "outputs": _describe_outputs(root, stage_dir),
+            "outputs": describe_outputs(root, stage_dir),
             "metrics": result.metrics,
             "wall_time_s": round(wall, 3),
             "energy": meter.result,
@@ -459,7 +341,7 @@ def _run_stage(st, cfg: PipelineConfig, inputs: dict[str, Artifact], key: str, r
 
 def _previous_stages(root: Path) -> dict:
     """The stage entries of the last run's manifest (rank 0), after clearing its leftovers."""
-    _clean_leftovers(root)
+    clean_leftovers(root)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         return {}
@@ -475,17 +357,20 @@ def _now() -> str:
 
 
 def run_single(cfg, data_cfg, inputs: dict[str, Artifact], out_dir: str | Path,
-               energy=None) -> dict:
-    """Run one stage outside a pipeline (the `compress <stage>` commands) into `out_dir`; its
-    metrics, on every rank under DDP."""
+               energy=None, *, data=None, progress: bool | None = None) -> StageResult:
+    """Run one stage outside a pipeline into `out_dir` (replaced atomically, as in a pipeline):
+    what the `compress <stage>` commands and the Python API both call. `data` is a Dataset in
+    memory (the API), else `data_cfg` is loaded; `progress` defaults to rank 0 showing bars.
+    Its result (primary file and metrics), on every rank under DDP."""
     out_dir = Path(out_dir)
-    preflight([cfg], distributed.world_size(), f"compress {cfg.stage}")
-    created = distributed.run_on_main(lambda: make_folder(out_dir.parent))
+    preflight([cfg], launch.world_size(), f"compress {cfg.stage}")
+    created = launch.run_on_main(lambda: make_folder(out_dir.parent))
     ctx = StageContext(stage_id=cfg.id, out_dir=out_dir, data_cfg=data_cfg, inputs=inputs,
-                       pipeline="", progress=distributed.is_main(), energy=energy)
+                       pipeline="", progress=launch.is_main() if progress is None else progress,
+                       energy=energy, data=data)
     try:
-        return _execute_everywhere(cfg, ctx, lambda: execute_stage(cfg, ctx, out_dir).metrics)
+        return _execute_everywhere(cfg, ctx, lambda: execute_stage(cfg, ctx, out_dir))
     except BaseException:
-        if distributed.is_main():
+        if launch.is_main():
             remove_empty(created)  # a failed command leaves no empty folders behind
         raise

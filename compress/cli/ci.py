@@ -85,11 +85,10 @@ class CiReports:
             self._write("passed", None)
 
     def _write(self, status: str, error: BaseException | None, exit_code: int | None = None):
-        from compress import artifacts
+        from compress import artifacts, launch
         from compress.report import ci
-        from compress.trainer import distributed
 
-        if self.cfg is None or not (self.started or self.finished) or not distributed.is_main():
+        if self.cfg is None or not (self.started or self.finished) or not launch.is_main():
             return  # bad input, found before the run began: nothing is written
         root = self.root
         try:

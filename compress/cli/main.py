@@ -16,7 +16,7 @@ from click.utils import make_default_short_help
 
 from compress import __version__
 from compress.errors import CompressError, GateError, MirroredError
-from compress.trainer.distributed import rank_prefix
+from compress.launch import rank_prefix
 
 # name -> (module in compress.cli, attribute, first sentence of its help: what `compress --help`
 # lists; tests/cli/test_main.py checks it against the command's own docstring)

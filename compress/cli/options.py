@@ -179,7 +179,7 @@ def build_config(cls: type[BaseModel], command: str, values: dict[str, Any]):
 
 def option_error(cls: Any, given: Any, err: ValidationError, option: str = "") -> str:
     """'--lr: Input should be greater than 0 (got -1)', or with a field inside the option."""
-    from compress.config import class_at, error_message, walk_error_path
+    from compress.validation import class_at, error_message, walk_error_path
 
     e = err.errors()[0]
     path, _ = walk_error_path(given, e["loc"])

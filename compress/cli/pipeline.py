@@ -37,9 +37,9 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, trust_co
     """Run the pipeline in PIPELINE (YAML), skipping stages whose inputs did not change.
 
     The energy options override the pipeline's `energy:` section."""
+    from compress import launch
     from compress.config import load_pipeline
     from compress.runner import run_pipeline
-    from compress.trainer import distributed
 
     cfg = ci.cfg = load_pipeline(pipeline)
     ci.root = Path(out_root) / cfg.name
@@ -48,8 +48,8 @@ def run(pipeline: Path, out_root: Path, force: bool, no_progress: bool, trust_co
         merged = {**cfg.energy.model_dump(exclude_unset=True), **given}
         cfg = cfg.model_copy(update={"energy": build_config(EnergyConfig, "compress run",
                                                             merged)})
-    with stage_process_group(distributed.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
-        main = distributed.is_main()
+    with stage_process_group(launch.pipeline_options(cfg.stages), cfg.stages, str(pipeline)):
+        main = launch.is_main()
         try:
             summary = run_pipeline(cfg, out_root, force=force, progress=not no_progress,
                                    source=str(pipeline), trust_code=trust_code,

@@ -29,27 +29,27 @@ def stage_process_group(opts, stages, source: str):
     """Where several processes are asked for and no launcher started this one, start them with
     torch's launcher on this very command line and exit with their exit code; otherwise join
     the process group torchrun's environment describes (nothing to do for one process)."""
+    from compress import launch
     from compress.runner import preflight
-    from compress.trainer import distributed
 
-    if distributed.should_launch(opts):
+    if launch.should_launch(opts):
         # Checked once here, so that a bad setting is one line rather than one per process.
         preflight(stages, opts.nproc, source)
         root = click.get_current_context().find_root()
         argv = root.meta.get("compress.argv", sys.argv[1:])
-        raise click.exceptions.Exit(distributed.launch(opts.nproc, argv,
+        raise click.exceptions.Exit(launch.launch(opts.nproc, argv,
                                                        root.params.get("debug", False)))
-    return distributed.process_group(opts)
+    return launch.process_group(opts)
 
 
 def run_standalone(cfg, data_cfg, inputs, out: Path, energy=None) -> None:
+    from compress import launch
     from compress.runner import run_single
-    from compress.trainer import distributed
 
     source = f"compress {cfg.stage}"
-    with stage_process_group(distributed.pipeline_options([cfg], source), [cfg], source):
-        metrics = run_single(cfg, data_cfg, inputs, out, energy=energy)
-        if not distributed.is_main():
+    with stage_process_group(launch.pipeline_options([cfg], source), [cfg], source):
+        metrics = run_single(cfg, data_cfg, inputs, out, energy=energy).metrics
+        if not launch.is_main():
             return
     for k, v in metrics.items():
         click.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")

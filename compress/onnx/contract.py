@@ -21,10 +21,8 @@ from compress.measure.system import cpu_info, versions
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
-if TYPE_CHECKING:  # the runner's context (only its fields are read); torch when exporting
+if TYPE_CHECKING:  # torch when exporting
     import torch
-
-    from compress.stages.base import StageContext
 
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int,
@@ -128,13 +126,6 @@ def write_contract_json(path: Path) -> Path:
     out = path.parent / CONTRACT_JSON
     artifacts.write_json(out, contract)
     return out
-
-
-def source_of(ctx: StageContext, src, **extra) -> dict:
-    """`compress.source`: the pipeline, stage and cache key (the runner's content hash of the
-    stage's config, inputs, data and code) that made the file, and what it was made from."""
-    return {"pipeline": ctx.pipeline, "stage": ctx.stage_id, "cache_key": ctx.cache_key,
-            "from_stage": src.stage_id, **extra}
 
 
 def accuracy_entry(metrics: dict, accuracy_pct: float, samples: int) -> dict:

@@ -18,13 +18,13 @@ from compress.stages.base import (
     register_stage,
 )
 
-# Array stages, text stages (compress.text; the transformers extra), attribution fidelity, and
-# `import` (foreign ONNX models), whose module name cannot be a keyword.
+# Array stages, text stages (in stages/text/, over compress.text; the transformers extra),
+# attribution fidelity, and `import` (foreign ONNX models), whose module name cannot be a keyword.
 MODULES = {
     "train": "train", "distill": "distill", "prune": "prune", "qat": "qat", "export": "export",
     "quantize": "quantize", "convert": "convert", "bench": "bench",
-    "pretrained": "pretrained", "embed_distill": "embed_distill", "embed_export": "embed_export",
-    "embed_quantize": "embed_quantize", "embed_bench": "embed_bench",
+    "pretrained": "text.pretrained", "embed_distill": "text.distill", "embed_export": "text.export",
+    "embed_quantize": "text.quantize", "embed_bench": "text.bench",
     "explain": "explain", "import": "import_onnx",
 }
 

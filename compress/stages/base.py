@@ -88,6 +88,14 @@ class StageContext:
         return self.data if self.data is not None else load_dataset(self.data_cfg)
 
 
+def source_of(ctx: StageContext, src: Artifact, **extra) -> dict:
+    """`compress.source` of a file a stage writes: the pipeline, stage and cache key (the
+    runner's content hash of the stage's config, inputs, data and code) that made it, and what
+    it was made from."""
+    return {"pipeline": ctx.pipeline, "stage": ctx.stage_id, "cache_key": ctx.cache_key,
+            "from_stage": src.stage_id, **extra}
+
+
 @dataclass
 class StageResult:
     primary: str  # file name, under out_dir, of the artifact later stages consume

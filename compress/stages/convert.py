@@ -27,7 +27,7 @@ from compress.onnx.mobile import (
     target_metric_names,
 )
 from compress.onnx.ortformat import compare_predictions, convert_to_ort
-from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.stages.base import StageConfig, StageContext, StageResult, register_stage, source_of
 
 METRICS = ("test_accuracy_pct", "onnx_test_accuracy_pct", "identical_predictions",
            "max_abs_diff", "size_bytes", "onnx_size_bytes")
@@ -49,7 +49,6 @@ def convert(cfg: ConvertConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     ort_measure.check_input_shape(ort_measure.make_session(src.path, 1), data.input_shape,
                                   src.path)
-    from compress.onnx.contract import source_of
 
     source = source_of(ctx, src, onnx_sha256=src.sha256)
     if cfg.target == "mobile":

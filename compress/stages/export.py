@@ -23,7 +23,6 @@ from compress.onnx.contract import (
     contract_metadata,
     export_onnx,
     set_metadata,
-    source_of,
     write_contract_json,
 )
 from compress.onnx.external import model_size_bytes
@@ -34,7 +33,7 @@ from compress.onnx.mobile import (
     fixed_shape,
     target_metric_names,
 )
-from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.stages.base import StageConfig, StageContext, StageResult, register_stage, source_of
 
 if TYPE_CHECKING:  # torch is imported when a stage runs, not when the command line starts
     import torch

@@ -21,7 +21,6 @@ from compress.onnx.contract import (
     contract_metadata,
     export_onnx,
     set_metadata,
-    source_of,
     write_contract_json,
 )
 from compress.onnx.inspection import int8_weight_fraction
@@ -39,7 +38,7 @@ from compress.onnx.quantization import (
     calibration_sample,
     preprocess,
 )
-from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.stages.base import StageConfig, StageContext, StageResult, register_stage, source_of
 from compress.trainer.options import DistillOptions, TrainOptions
 
 

@@ -26,7 +26,6 @@ from compress.measure.system import cpu_info
 from compress.onnx.contract import (
     accuracy_entry,
     set_metadata,
-    source_of,
     write_contract_json,
 )
 from compress.onnx.external import copy_model, model_size_bytes
@@ -52,7 +51,7 @@ from compress.onnx.quantization import (
     preprocess,
 )
 from compress.renames import renamed_fields
-from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
+from compress.stages.base import StageConfig, StageContext, StageResult, register_stage, source_of
 
 
 class QuantizeConfig(StageConfig, TargetOptions):

@@ -59,7 +59,7 @@ def _prune(root, tmp_path, **fields):
     cfg = PruneConfig(id="p", input="student", device="cpu", batch_size=128, **fields)
     path = root / "student" / "model.pt"
     art = Artifact("student", "checkpoint", path, artifacts.sha256_file(path))
-    metrics = run_single(cfg, data_cfg, {"student": art}, tmp_path / "p")
+    metrics = run_single(cfg, data_cfg, {"student": art}, tmp_path / "p").metrics
     return metrics, artifacts.load_checkpoint(tmp_path / "p" / "model.pt")
 
 
@@ -92,7 +92,7 @@ def test_mlp_hidden_units_are_pruned_to_multiples(tiny_checkpoint, tmp_path):
     cfg = PruneConfig(id="p", input="m", device="cpu", ratio=0.5, steps=1, epochs=1, round_to=8)
     art = Artifact("m", "checkpoint", tiny_checkpoint, artifacts.sha256_file(tiny_checkpoint))
     # execute
-    metrics = run_single(cfg, data_cfg, {"m": art}, tmp_path / "p")
+    metrics = run_single(cfg, data_cfg, {"m": art}, tmp_path / "p").metrics
     ckpt = artifacts.load_checkpoint(tmp_path / "p" / "model.pt")
     # assert
     assert ckpt["model"]["hidden"] == [16]

@@ -99,7 +99,7 @@ def test_int8_slower_than_fp32_is_kept_or_fails_as_asked(tiny_onnx, tmp_path, mo
             run_single(cfg, data_cfg, arts, tmp_path / "q")
         assert not (tmp_path / "q" / "model.onnx").exists()
     else:
-        metrics = run_single(cfg, data_cfg, arts, tmp_path / "q")
+        metrics = run_single(cfg, data_cfg, arts, tmp_path / "q").metrics
         assert metrics["faster_than_fp32"] is False
         assert (tmp_path / "q" / "model.onnx").is_file()
         assert (tmp_path / "q" / "model.json").is_file()
@@ -114,7 +114,8 @@ def test_every_calibration_method_quantizes(compress_run, tmp_path, method):
     cfg = QuantizeConfig(id="q", input="m", activation_type="uint8", select_time_s=0.02,
                          select_batch_sizes=[1], calibration={"method": method, "samples": 64})
     # execute
-    metrics = run_single(cfg, data_cfg, {"m": Artifact("m", "onnx", src, "x")}, tmp_path / "q")
+    metrics = run_single(cfg, data_cfg, {"m": Artifact("m", "onnx", src, "x")},
+                         tmp_path / "q").metrics
     # assert
     assert metrics["calibration_method"] == method and metrics["test_accuracy_pct"] > 20
     assert not (tmp_path / "q" / "work").exists()  # scratch files are not left behind
@@ -126,7 +127,7 @@ def test_dynamic_quantization_of_an_mlp(tiny_onnx, tmp_path):
     cfg = QuantizeConfig(id="q", input="m", mode="dynamic", select_time_s=0.02)
     # execute
     metrics = run_single(cfg, data_cfg, {"m": Artifact("m", "onnx", tiny_onnx, "x")},
-                         tmp_path / "q")
+                         tmp_path / "q").metrics
     # assert
     assert metrics["setting"].startswith("dynamic") and metrics["calibration_method"] is None
     assert metrics["int8_weight_fraction"] > 0.9
@@ -211,7 +212,7 @@ def test_qat_exports_an_int8_model_that_ort_runs(compress_run, tmp_path):
     cfg = QatConfig(id="q", input="pruned", teacher="teacher", device="cpu", epochs=1,
                     batch_size=128, calibration={"samples": 64})
     # execute
-    metrics = run_single(cfg, data_cfg, arts, tmp_path / "qat")
+    metrics = run_single(cfg, data_cfg, arts, tmp_path / "qat").metrics
     # assert
     path = tmp_path / "qat" / "model.onnx"
     assert metrics["int8_weight_fraction"] > 0.9

@@ -13,7 +13,7 @@ from compress.text.graph import unfuse_skip_layernorm
 
 @pytest.fixture(scope="module")
 def exported(tiny_bert_dir, tmp_path_factory):
-    from compress.stages.embed_export import export_encoder
+    from compress.stages.text.export import export_encoder
     from compress.text.encoder import load_pretrained
 
     path = tmp_path_factory.mktemp("graph") / "model.onnx"

@@ -24,6 +24,7 @@ DATA = {"source": "mnist1d", "num_samples": 2000, "seed": 0}
 TEACHER = {"id": "teacher", "stage": "train", "model": {"arch": "mlp", "hidden": [64, 64]},
            "epochs": 10, "batch_size": 64, "lr": 0.01, "augment_shift": 2, "patience": None,
            "device": "cpu"}
+ONE_TEST_SAMPLE_PTS = 100 / 400  # accuracy points one of the 400 test samples is worth
 
 
 def _pipeline(name: str, nproc: int) -> dict:
@@ -82,8 +83,10 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(tmp_path, write_yam
     assert ddp_m["train_cpu_time_s"] > 0 and ddp_m["train_wall_time_s"] > 0
     # same global batch and seed: the same accuracy within a point
     assert abs(ddp_m["test_accuracy_pct"] - one_m["test_accuracy_pct"]) <= 1.0, (ddp_m, one_m)
+    # ORT and PyTorch round differently: on another CPU one test sample near a decision
+    # boundary may flip, so they agree within one sample, not to the last bit
     onnx_acc = manifest["stages"]["teacher_onnx"]["metrics"]["ort_test_accuracy_pct"]
-    assert abs(onnx_acc - ddp_m["test_accuracy_pct"]) < 1e-9
+    assert abs(onnx_acc - ddp_m["test_accuracy_pct"]) <= ONE_TEST_SAMPLE_PTS + 1e-9
 
 
 def test_train_command_under_torchrun(tmp_path):
@@ -131,14 +134,19 @@ def test_stages_must_agree_on_the_process_count(tiny_pipeline):
 
 
 def test_without_a_process_group_every_helper_is_a_no_op():
+    # setup
+    from compress import launch
     from compress.trainer import distributed
 
     model = torch.nn.BatchNorm1d(3)
+    # execute / assert: the DDP side (trainer/) and the launching side (compress.launch)
     assert distributed.world_size() == 1 and distributed.is_main()
     assert distributed.wrap(model, torch.device("cpu")) is model
     assert distributed.all_reduce_sum([1.5, 2.0]) == [1.5, 2.0]
-    assert distributed.run_on_main(lambda: 7) == 7
     assert distributed.broadcast_object({"a": 1}) == {"a": 1}
+    assert launch.world_size() == 1 and launch.is_main() and launch.rank_prefix() == ""
+    assert launch.run_on_main(lambda: 7) == 7
+    assert launch.broadcast_object({"a": 1}) == {"a": 1}
 
 
 # --- a distillation-style loss under DDP and bf16: what distill and prune's fine-tuning do ----
@@ -164,8 +172,8 @@ class _Student(torch.nn.Module):
 def _distill_worker(rank: int, port: int, out: str) -> None:
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    from compress import launch
     from compress.data import DigitsData, load_dataset
-    from compress.trainer import distributed
     from compress.trainer.training import TrainOptions, fit
 
     torch.set_num_threads(1)
@@ -186,7 +194,7 @@ def _distill_worker(rank: int, port: int, out: str) -> None:
 
     opts = TrainOptions(epochs=2, batch_size=64, lr=0.01, device="cpu", precision="bf16",
                         patience=None, distributed={"timeout_s": 120})
-    with distributed.process_group(opts.distributed):
+    with launch.process_group(opts.distributed):
         res = fit(model, data, opts, loss_fn=loss_fn, progress=False)
     torch.save({"state": res.state_dict, "world": res.world_size, "precision": res.precision,
                 "proj_moved": bool((model.proj.weight.detach() - proj_before).abs().sum() > 0),

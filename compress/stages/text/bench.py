@@ -25,7 +25,8 @@ from pydantic import Field
 from compress import artifacts
 from compress.measure import ort as ort_measure
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.text.corpus import teacher_embeddings, text_corpus
+from compress.stages.text import text_corpus
+from compress.text.corpus import teacher_embeddings
 from compress.text.timing import batch_feeds, full_length_feed, sentence_feeds
 
 

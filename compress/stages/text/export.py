@@ -28,7 +28,7 @@ from compress import artifacts
 from compress.errors import ParityError, StageError
 from compress.measure import ort as ort_measure
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.text.corpus import text_corpus
+from compress.stages.text import text_corpus
 from compress.text.fusion import TORCHSCRIPT_OPSET
 from compress.text.timing import CandidateTiming, time_candidates
 

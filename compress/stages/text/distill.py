@@ -19,7 +19,8 @@ from pydantic import Field
 
 from compress import artifacts
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.text.corpus import teacher_embeddings, text_corpus
+from compress.stages.text import text_corpus
+from compress.text.corpus import teacher_embeddings
 
 METRICS = ("initial_val_cosine", "val_cosine", "test_cosine", "params", "vocab_size", "layers",
            "ff_neurons", "best_epoch", "train_s")

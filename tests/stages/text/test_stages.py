@@ -203,7 +203,7 @@ def test_quantize_measures_every_graph_and_mode_and_picks_by_the_rule(text_run):
 
 def test_static_int8_quantizes_the_weight_matmuls_only(text_run):
     # setup
-    from compress.stages.embed_quantize import activation_matmuls
+    from compress.stages.text.quantize import activation_matmuls
 
     root, _ = text_run
     fp32_path = root / "student_onnx" / "candidates" / "fused.onnx"

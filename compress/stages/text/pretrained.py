@@ -18,7 +18,8 @@ from pydantic import Field
 
 from compress import artifacts
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.text.corpus import EMBEDDINGS, text_corpus
+from compress.stages.text import text_corpus
+from compress.text.corpus import EMBEDDINGS
 
 METRICS = ("params", "layers", "hidden", "vocab_size", "train_sentences", "val_sentences",
            "test_sentences", "embed_s", "pooling", "pooling_from")

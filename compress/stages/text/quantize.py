@@ -21,7 +21,8 @@ from compress.errors import StageError
 from compress.measure import ort as ort_measure
 from compress.onnx.quantization import CalibrationConfig, Quantizer, Setting, preprocess
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
-from compress.text.corpus import teacher_embeddings, text_corpus
+from compress.stages.text import text_corpus
+from compress.text.corpus import teacher_embeddings
 from compress.text.timing import CandidateTiming, time_candidates
 
 SETTINGS = {
