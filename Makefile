@@ -29,7 +29,7 @@ demo: $(STAMP)
 	  $(BIN)/compress report exported/digits --summary; exit $$rc
 
 docs: $(STAMP)
-	$(BIN)/python -m compress.report.reference
+	$(BIN)/python -m compress.cli.reference
 
 # scikit-learn's digits as 32x32 RGB PNG files in class folders, then pipelines/digits-images.yaml
 DIGITS_PNG := exported/data/digits-png

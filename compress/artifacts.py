@@ -1,4 +1,5 @@
-"""Files that stages exchange: atomic writes, hashes, self-describing checkpoints.
+"""Files that stages exchange: atomic writes, hashes, self-describing checkpoints, and the
+files an ONNX model with external weights is made of (compress.onnx.external builds on it).
 
 Every write goes to a temporary file in the destination folder and is renamed into place, so a
 killed process leaves either the old file or the new one, never half of one.
@@ -77,6 +78,62 @@ def remove_empty(folders: list[Path]) -> None:
     for p in folders:
         with contextlib.suppress(OSError):
             p.rmdir()
+
+
+def external_files(path: str | Path) -> list[Path]:
+    """The files holding `path`'s external tensors (none for a self-contained model), each
+    checked: inside the model's folder, present, and of exactly the size its tensors need."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx" or not path.is_file():
+        return []  # .ort files are self-contained; a missing model is reported by its reader
+    ends = _tensor_ends(path)
+    files = []
+    for location, end in ends.items():
+        p = path_inside(path.parent, location)
+        if p is None:
+            raise ArtifactError(f"{path}: its weights file '{location}' lies outside the model's "
+                                "folder; keep the weights file beside the .onnx")
+        if not p.is_file():
+            raise ArtifactError(f"{path}: its weights file {location} is missing from "
+                                f"{path.parent}; copy the .onnx and {location} together")
+        size = p.stat().st_size
+        if size != end:
+            raise ArtifactError(
+                f"{path}: weights file {location} is {size:,} bytes but the model's tensors end "
+                f"at byte {end:,}; it is truncated or belongs to another export: copy both "
+                "files from the same export")
+        files.append(p)
+    return files
+
+
+def _tensor_ends(path: Path) -> dict[str, int]:
+    """{location: byte where its last tensor ends} over every external tensor of the model."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise ArtifactError(f"{path}: not a readable ONNX file ({str(e).splitlines()[0][:200]})"
+                            ) from e
+    ends: dict[str, int] = {}
+    for t in _get_all_tensors(model):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        offset = int(info.get("offset", 0))
+        length = int(info["length"]) if "length" in info else _nbytes(t)
+        loc = info.get("location", "")
+        ends[loc] = max(ends.get(loc, 0), offset + length)
+    return ends
+
+
+def _nbytes(t) -> int:
+    import numpy as np
+    from onnx import helper
+
+    count = int(np.prod(t.dims)) if len(t.dims) else 1
+    return count * np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
 
 
 def _umask() -> int:

@@ -37,7 +37,7 @@ def make_session(path: str | Path, threads: int = 0, mem_arena: bool = True):
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: ONNX model not found")
-    from compress.onnx.external import external_files
+    from compress.artifacts import external_files
 
     external_files(path)  # a missing or wrong-sized weights file: one line, before ORT's page
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from compress import artifacts
 from compress.errors import StageError
+
+# (path, metadata_props) -> None: stamps a model file's metadata
+SetMetadata = Callable[[Path, dict], None]
 
 TORCH, STATIC, DYNAMIC = "peer_torch_fp32", "peer_ort_static", "peer_ort_dynamic"
 LABELS = {
@@ -68,12 +72,11 @@ def _defaults(fn) -> dict[str, str]:
             if p.default is not inspect.Parameter.empty and p.default is not None}
 
 
-def _own_metadata(paths: dict[str, Path], fp32_onnx: Path) -> None:
+def _own_metadata(paths: dict[str, Path], fp32_onnx: Path, set_metadata: SetMetadata) -> None:
     """ORT's quantizers copy the teacher's metadata, metrics included: a peer file would claim
     the teacher's accuracy. Keep how to feed it; say what made it; its figures are in bench.json."""
     from compress.artifacts import sha256_file
     from compress.measure.ort import read_metadata
-    from compress.onnx.contract import set_metadata
 
     meta = {k: v for k, v in read_metadata(fp32_onnx).items()
             if k.startswith("compress.") and k not in ("compress.metrics", "compress.source",
@@ -87,8 +90,10 @@ def _own_metadata(paths: dict[str, Path], fp32_onnx: Path) -> None:
 
 
 def quantize_peers(fp32_onnx: Path, x_train: np.ndarray, samples: int, seed: int,
-                   out_dir: Path) -> tuple[dict[str, Path], dict[str, dict]]:
-    """Write `peer_ort_static.onnx` and `peer_ort_dynamic.onnx` under `out_dir`.
+                   out_dir: Path, set_metadata: SetMetadata
+                   ) -> tuple[dict[str, Path], dict[str, dict]]:
+    """Write `peer_ort_static.onnx` and `peer_ort_dynamic.onnx` under `out_dir`, their metadata
+    through `set_metadata` (compress.onnx.contract's, passed in: measure/ imports no onnx/).
 
     Returns:
         (paths by peer id, what each call used: its defaults and, for static, the calibration).
@@ -123,7 +128,7 @@ def quantize_peers(fp32_onnx: Path, x_train: np.ndarray, samples: int, seed: int
     except Exception as e:  # ORT's quantizer raises plain exceptions for unsupported graphs
         raise StageError(f"peers: onnxruntime.quantization failed on {fp32_onnx} "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
-    _own_metadata(paths, fp32_onnx)
+    _own_metadata(paths, fp32_onnx, set_metadata)
     used = {
         STATIC: {"defaults": _defaults(quantize_static), "pre_processing": "none",
                  "calibration": {"samples": len(x), "split": "train", "seed": seed,

@@ -149,6 +149,7 @@ def _candidates(cfg: BenchConfig, ctx: StageContext, data) -> dict[str, _Candida
         return out
     from compress.measure.peers import TorchCandidate, check_peer_onnx, quantize_peers
     from compress.models import count_params
+    from compress.onnx.contract import set_metadata
 
     p = cfg.peers
     ckpt, fp32 = ctx.inputs[p.checkpoint], ctx.inputs[p.onnx]
@@ -167,7 +168,7 @@ def _candidates(cfg: BenchConfig, ctx: StageContext, data) -> dict[str, _Candida
     }, ckpt.path, pred, torch=eager)
     seed = getattr(ctx.data_cfg, "seed", 0)
     paths, used = quantize_peers(fp32.path, data.x_train, p.calibration_samples, seed,
-                                 ctx.out_dir / "peers")
+                                 ctx.out_dir / "peers", set_metadata)
     for name in (STATIC, DYNAMIC):
         cand = _onnx_candidate(paths[name], artifacts.sha256_file(paths[name]), data, "peer",
                                LABELS[name])

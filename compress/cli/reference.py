@@ -1,6 +1,7 @@
 """The pipeline reference (docs/reference.md), generated from the config classes' fields and
-descriptions, so the docs cannot drift from the code: `python -m compress.report.reference`
-rewrites the page and a test fails when the committed page is stale."""
+descriptions, so the docs cannot drift from the code: `python -m compress.cli.reference`
+(`make docs`) rewrites the page and a test fails when the committed page is stale. It reads
+every stage, so it lives on the command line's side, above the stages, not in report/."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def render() -> str:
     from compress.stages import STAGES
 
     out = ["# Pipeline reference", "",
-           "Generated from the config classes by `python -m compress.report.reference`; do not "
+           "Generated from the config classes by `python -m compress.cli.reference`; do not "
            "edit by hand (a test fails when this page is stale). Every field here is also a "
            "command-line option of the stage's command (`compress <stage> --help`).", "",
            "## Pipeline file", "", fields_table(PipelineConfig), "",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from compress.report.reference import PAGE, render
+from compress.cli.reference import PAGE, render
 from compress.stages import STAGES
 
 
 def test_the_committed_reference_is_current():
     # setup / execute
     want = render()
-    # assert: regenerate with `python -m compress.report.reference` when this fails
+    # assert: regenerate with `python -m compress.cli.reference` when this fails
     assert PAGE.read_text() == want, "docs/reference.md is stale: run " \
-        "`python -m compress.report.reference` and commit it"
+        "`python -m compress.cli.reference` and commit it"
 
 
 def test_every_stage_and_field_with_a_description_is_on_the_page():
