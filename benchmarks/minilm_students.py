@@ -107,6 +107,7 @@ def train_one(job: dict) -> dict:
     from compress import artifacts
     from compress.config import load_pipeline
     from compress.data import load_dataset
+    from compress.text.corpus import teacher_embeddings
     from compress.text.distillation import (
         epoch_pool,
         fit_batches,
@@ -114,9 +115,8 @@ def train_one(job: dict) -> dict:
         make_optimizer,
         make_student,
     )
-    from compress.stages.text.export import export_encoder
-    from compress.text.corpus import teacher_embeddings
     from compress.text.encoder import embed, encoder_from_checkpoint, load_tokenizer, tokenize
+    from compress.text.export import export_encoder
     from compress.text.graph import unfuse_skip_layernorm
     from compress.text.metrics import mean_cosine
     from compress.text.shrink import ff_importance, prune_ff

@@ -13,8 +13,8 @@ from compress.text.graph import unfuse_skip_layernorm
 
 @pytest.fixture(scope="module")
 def exported(tiny_bert_dir, tmp_path_factory):
-    from compress.stages.text.export import export_encoder
     from compress.text.encoder import load_pretrained
+    from compress.text.export import export_encoder
 
     path = tmp_path_factory.mktemp("graph") / "model.onnx"
     export_encoder(load_pretrained(tiny_bert_dir), path, 18, 128)

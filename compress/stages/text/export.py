@@ -13,11 +13,7 @@ parity-checked, for `embed_quantize` to choose from again after int8.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import shutil
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -29,13 +25,13 @@ from compress.errors import ParityError, StageError
 from compress.measure import ort as ort_measure
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.stages.text import text_corpus
+from compress.text.export import INPUTS, OUTPUT, export_encoder
 from compress.text.fusion import TORCHSCRIPT_OPSET
 from compress.text.timing import CandidateTiming, time_candidates
 
 if TYPE_CHECKING:  # torch is imported when a stage runs, not when the command line starts
-    import torch
+    pass
 
-INPUTS, OUTPUT = ("input_ids", "attention_mask"), "sentence_embedding"
 METRICS = ("parity_max_abs_diff", "parity_samples", "params", "opset", "size_bytes", "layernorm",
            "fused.p50_ms", "unfused.p50_ms", "ort_fused.p50_ms", "ort_fused.ops")
 
@@ -56,28 +52,6 @@ class EmbedExportConfig(StageConfig, CandidateTiming):
 
     data_kind = "text"
     references = {"input": {"checkpoint"}}
-
-
-def export_encoder(model: torch.nn.Module, path: Path, opset: int, max_length: int) -> None:
-    """torch.export-based exporter; batch and sequence axes dynamic; one self-contained file."""
-    import torch
-
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    seq = torch.export.Dim("sequence", min=2, max=max_length)
-    ids = torch.full((2, 8), 101, dtype=torch.int64)
-    mask = torch.ones_like(ids)
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                model, (ids, mask), input_names=list(INPUTS), output_names=[OUTPUT],
-                opset_version=opset, dynamo=True, external_data=False, verbose=False,
-                report=False, dynamic_shapes={n: {0: batch, 1: seq} for n in INPUTS})
-            program.save(str(path), external_data=False)
-    except Exception as e:
-        raise StageError(f"export failed in torch.onnx ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:300]})") from e
 
 
 def parity_inputs(tok, sentences: list[str], max_length: int) -> list[tuple[np.ndarray, ...]]:
