@@ -41,8 +41,8 @@ def onnx_input(path: Path) -> bool:
 def export_formats(model: Path, out: Path, fmt: str, given: bool = False) -> None:
     """After `compress export` (or instead of it, when the user `given` an .onnx): the edge
     formats asked for."""
+    from compress.artifacts import make_folder, remove_empty
     from compress.errors import ConfigError
-    from compress.runner import make_folder, remove_empty
 
     if fmt == "onnx":
         if given:
