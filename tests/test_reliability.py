@@ -22,18 +22,44 @@ from compress.config import load_pipeline
 from compress.runner import run_pipeline
 from tests.conftest import CLI_ENV, REPO, TINY_PIPELINE, cli_command
 
-# `student` trains long enough (hundreds of optimizer steps) to be caught mid-stage; the test
-# then freezes the run with SIGSTOP, so what follows does not depend on the machine's speed.
+# `student` is a user model (GATE_MODEL) whose first training step tells the test it is inside
+# the training loop and then waits for the test's word: the test freezes the run there with
+# SIGSTOP (a handshake, not a sleep), so what follows does not depend on the machine's speed.
 KILL_PIPELINE = {
     **TINY_PIPELINE,
     "name": "kill",
     "stages": [
         TINY_PIPELINE["stages"][0],  # teacher
-        {"id": "student", "stage": "train", "model": {"arch": "mlp", "hidden": [64]},
+        {"id": "student", "stage": "train",
+         "model": {"arch": "python", "factory": "gate_model:build", "kwargs": {"inputs": 64}},
          "epochs": 20, "batch_size": 64, "patience": None, "device": "cpu", "seed": 1},
         {"id": "student_onnx", "stage": "export", "input": "student", "parity_samples": 64},
     ],
 }
+GATE_MODEL = '''"""An MLP whose first training forward pass writes `in_loop` beside this file,
+then waits until `go` exists there (tests/test_reliability.py's handshake). Evaluation never
+waits."""
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).parent
+
+
+class GatedMLP(torch.nn.Sequential):
+    def forward(self, x):
+        if self.training and not (HERE / "go").exists():
+            (HERE / "in_loop").touch()
+            while not (HERE / "go").exists():
+                time.sleep(0.01)
+        return super().forward(x)
+
+
+def build(inputs):
+    return GatedMLP(torch.nn.Flatten(), torch.nn.Linear(inputs, 64), torch.nn.ReLU(),
+                    torch.nn.Linear(64, 10))
+'''
 # Files that record measured times, so differ from run to run.
 TIMED = ("metrics.json", "bench.json", "bench.md")
 TEACHER_FILES = {"teacher/model.pt", "teacher/history.json", "teacher/metrics.json"}
@@ -65,25 +91,26 @@ def _terminal_sigint() -> None:
 
 def start_run(pipeline: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([*cli_command(), "run", str(pipeline), "--out", str(out),
-                             "--no-progress"], cwd=REPO, env=ONE_THREAD_ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--no-progress", "--trust-code"], cwd=REPO, env=ONE_THREAD_ENV,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_terminal_sigint)
 
 
-def freeze_in_stage(proc: subprocess.Popen, root: Path, stage_id: str) -> Path:
-    """Wait until the run is inside `stage_id` (its staging folder exists), freeze it there with
-    SIGSTOP and return the staging folder."""
+def freeze_in_stage(proc: subprocess.Popen, root: Path, stage_id: str, gate: Path) -> Path:
+    """Wait until the run is inside `stage_id`'s training loop (GATE_MODEL wrote `in_loop` in
+    folder `gate` and waits there), freeze it with SIGSTOP, let the gate open for whatever runs
+    next, and return the staging folder."""
     staging = root / f".staging-{stage_id}-{proc.pid}"
     deadline = time.monotonic() + 300
-    while not staging.is_dir():
+    while not (gate / "in_loop").exists():
         if proc.poll() is not None:
             pytest.fail(f"the run ended before stage {stage_id}: {proc.communicate()[1]}")
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"stage {stage_id} did not start within 300 s")
         time.sleep(0.01)
-    time.sleep(0.05)  # into the training loop
     os.kill(proc.pid, signal.SIGSTOP)
+    (gate / "go").touch()  # the run is stopped: the gate is open only for the runs that follow
     # still mid-stage: the stage has not been renamed into place
     assert staging.is_dir() and not (root / stage_id).exists()
     return staging
@@ -114,17 +141,19 @@ def stable(manifest: dict) -> dict:
 
 @pytest.fixture
 def kill_pipeline(write_yaml) -> Path:
-    return write_yaml(KILL_PIPELINE, "kill.yaml")
+    path = write_yaml(KILL_PIPELINE, "kill.yaml")
+    (path.parent / "gate_model.py").write_text(GATE_MODEL)
+    return path
 
 
 def test_sigkill_mid_stage_keeps_finished_stages_and_the_rerun_resumes(kill_pipeline, tmp_path):
     # setup: a real run, caught while `student` trains
     root = tmp_path / "killed" / "kill"
     proc = start_run(kill_pipeline, tmp_path / "killed")
-    staging = freeze_in_stage(proc, root, "student")
+    staging = freeze_in_stage(proc, root, "student", kill_pipeline.parent)
     # execute: a second run of the same pipeline meanwhile, then SIGKILL
     before = snapshot_outside_staging(root)
-    second = invoke("run", str(kill_pipeline), "--out", str(tmp_path / "killed"))
+    second = invoke("run", str(kill_pipeline), "--out", str(tmp_path / "killed"), "--trust-code")
     assert snapshot_outside_staging(root) == before
     proc.kill()
     proc.communicate()
@@ -139,9 +168,10 @@ def test_sigkill_mid_stage_keeps_finished_stages_and_the_rerun_resumes(kill_pipe
     assert invoke("verify", str(root)).exit_code == 0
 
     # execute: rerun, and an uninterrupted run elsewhere for comparison
-    resumed = invoke("run", str(kill_pipeline), "--out", str(tmp_path / "killed"), "--no-progress")
+    resumed = invoke("run", str(kill_pipeline), "--out", str(tmp_path / "killed"), "--no-progress",
+                     "--trust-code")
     clean = run_pipeline(load_pipeline(kill_pipeline), tmp_path / "clean", progress=False,
-                         log=lambda m: None)
+                         log=lambda m: None, trust_code=True)
     # assert: teacher came from the cache, the rest ran, all verifies, and the results are
     # those of the uninterrupted run
     assert resumed.exit_code == 0, resumed.output
@@ -163,7 +193,7 @@ def test_ctrl_c_mid_stage_stops_cleanly_with_exit_130(kill_pipeline, tmp_path):
     # setup
     root = tmp_path / "kill"
     proc = start_run(kill_pipeline, tmp_path)
-    freeze_in_stage(proc, root, "student")
+    freeze_in_stage(proc, root, "student", kill_pipeline.parent)
     # execute: Ctrl-C reaches the run in the middle of the stage
     os.kill(proc.pid, signal.SIGINT)
     os.kill(proc.pid, signal.SIGCONT)
