@@ -110,3 +110,28 @@ def test_import_compress_stays_light():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     # assert
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.slow  # ~20 s; tests/onnx/test_contract.py is its fast sibling (export alone)
+def test_an_nn_sequential_student_goes_through_the_whole_chain(data, tmp_path):
+    # setup: a depthwise-separable student written as nn.Sequential (forward's argument is
+    # `input`), the teacher as the user trained it
+    torch.manual_seed(0)
+    teacher = compress.train(UserNet(16), data, **{**FAST, "epochs": 2, "lr": 0.03}).model
+    student = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16),
+        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    # execute
+    distilled = compress.distill(teacher, student, data, compare_without_teacher=False,
+                                 **{**FAST, "epochs": 2, "lr": 0.03})
+    pruned = compress.prune(distilled.model, data, ratio=0.5, steps=1, round_to=4, **FAST)
+    fp32 = compress.export(pruned.model, tmp_path / "seq.onnx", data)
+    int8 = compress.quantize(fp32.path, data, calibration={"samples": 64},
+                             select_batch_sizes=[1], select_time_s=0.02)
+    # assert
+    assert pruned.metrics["params"] < pruned.metrics["params_before"]
+    assert fp32.metrics["parity_max_abs_diff"] < 1e-4
+    assert fp32.metrics["ort_test_accuracy_pct"] == pytest.approx(
+        fp32.metrics["torch_test_accuracy_pct"], abs=0.5)
+    assert int8.path.is_file() and int8.metrics["test_accuracy_pct"] > 20
