@@ -127,6 +127,34 @@ def _module(model, data, fn: str, trust_code: bool) -> nn.Module:
     return built
 
 
+def _teacher(teacher, fn: str):
+    """A teacher as given (a module, an ONNX path), or rebuilt from a compress checkpoint (its
+    dict, or a .pt/.pth path: it names its model spec). A bare state dict holds weights but
+    not the module they belong to: one line saying how to load it."""
+    from collections.abc import Mapping
+
+    from torch import nn
+
+    from compress import artifacts
+    from compress.models.checkpoint import model_from_checkpoint
+
+    where = f"compress.{fn}: argument 'teacher'"
+    if isinstance(teacher, (str, Path)) and Path(teacher).suffix in (".pt", ".pth"):
+        teacher = artifacts.load_checkpoint(teacher)
+    if isinstance(teacher, Mapping) and {"model", "state_dict"} <= set(teacher):
+        return model_from_checkpoint(dict(teacher), where)
+    if isinstance(teacher, Mapping):
+        keys = list(teacher)
+        raise ConfigError(
+            f"{where}: a state dict ({len(keys)} entries, e.g. {str(keys[:1])[1:-1] or 'none'})"
+            f", not a module; load it into the module first: model = MyNet(); "
+            f"model.load_state_dict(torch.load(...)); compress.{fn}(model, ...)")
+    if not isinstance(teacher, (nn.Module, str, Path)):
+        raise ConfigError(f"{where}: an nn.Module or the path of an ONNX model, not "
+                          f"{type(teacher).__name__}")
+    return teacher
+
+
 def train(model: nn.Module | dict, data: DataLike, *, trust_code: bool = False,
           progress: bool = False, **options: Any) -> ModelResult:
     """Train `model` on `data`, keeping the weights of the best validation epoch.
@@ -170,8 +198,10 @@ def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: Da
     weights on labels alone, so that the gain is measured.
 
     Args:
-        teacher: an `nn.Module`, or the path of an ONNX model (run in ONNX Runtime on the same
-            augmented batches the student sees).
+        teacher: an `nn.Module`, a compress checkpoint (`model.pt`'s path, or the dict
+            `torch.load` gives: it names its model), or the path of an ONNX model (run in ONNX
+            Runtime on the same augmented batches the student sees). A bare state dict is
+            refused: load it into its module first (`model.load_state_dict(...)`).
         student: an `nn.Module` or a model spec (see `train`).
         data: as in `train`.
         trust_code: as in `train`.
@@ -200,6 +230,7 @@ def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: Da
     from compress.stages.distill import DistillConfig, distill_model
     from compress.trainer.ort_teacher import OrtTeacher
 
+    teacher = _teacher(teacher, "distill")
     onnx_teacher = not isinstance(teacher, nn.Module)
     ref = {"onnx": str(teacher)} if onnx_teacher else "teacher"
     cfg = _config(DistillConfig, "distill", {"id": "distill", "teacher": ref, **options})
@@ -251,6 +282,8 @@ def prune(model: nn.Module, data: DataLike, *, teacher: nn.Module | None = None,
                                          "teacher": "teacher" if teacher is not None else None,
                                          **options})
     ds = _dataset(data)
+    if teacher is not None:
+        teacher = _teacher(teacher, "prune")
     metrics, report = prune_model(model, ds, cfg, teacher, progress, "prune")
     return ModelResult(model, metrics, report)
 

@@ -135,3 +135,18 @@ def test_an_nn_sequential_student_goes_through_the_whole_chain(data, tmp_path):
     assert fp32.metrics["ort_test_accuracy_pct"] == pytest.approx(
         fp32.metrics["torch_test_accuracy_pct"], abs=0.5)
     assert int8.path.is_file() and int8.metrics["test_accuracy_pct"] > 20
+
+
+def test_a_state_dict_teacher_is_one_line_and_a_checkpoint_is_rebuilt(data, tiny_checkpoint):
+    # setup
+    state = UserNet(8).state_dict()
+    # execute / assert: weights without their module cannot teach
+    with pytest.raises(ConfigError, match=r"argument 'teacher': a state dict .*'body.0.weight'.*"
+                                          r"load it into the module first: .*load_state_dict"):
+        compress.distill(state, UserNet(8), data, **FAST)
+    with pytest.raises(ConfigError, match="argument 'teacher': an nn.Module or the path"):
+        compress.distill(42, UserNet(8), data, **FAST)
+    # a compress checkpoint names its model: accepted as a path and as torch.load's dict
+    for teacher in (tiny_checkpoint, torch.load(tiny_checkpoint, weights_only=True)):
+        r = compress.distill(teacher, UserNet(8), data, compare_without_teacher=False, **FAST)
+        assert r.metrics["teacher_runtime"] == "pytorch"
