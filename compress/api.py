@@ -156,7 +156,7 @@ def _teacher(teacher, fn: str):
 
 
 def train(model: nn.Module | dict, data: DataLike, *, trust_code: bool = False,
-          progress: bool = False, **options: Any) -> ModelResult:
+          progress: bool = True, **options: Any) -> ModelResult:
     """Train `model` on `data`, keeping the weights of the best validation epoch.
 
     Args:
@@ -165,7 +165,8 @@ def train(model: nn.Module | dict, data: DataLike, *, trust_code: bool = False,
             "my_models:build", "kwargs": {...}}` (needs `trust_code=True`).
         data: `compress.data.from_arrays(...)`, or a data spec such as `"digits"`.
         trust_code: allow `arch: python` specs (importing the module runs it).
-        progress: show a progress bar.
+        progress: show progress, as the command line does (on by default): a bar on a
+            terminal, else a line on stderr every 10 s; False for none.
         **options: any field of the `train` stage (`epochs`, `lr`, `batch_size`, `optimizer`,
             `schedule`, `augment_shift`, `seed`, `device`, ...), validated as in YAML.
 
@@ -193,7 +194,7 @@ def train(model: nn.Module | dict, data: DataLike, *, trust_code: bool = False,
 
 
 def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: DataLike, *,
-            trust_code: bool = False, progress: bool = False, **options: Any) -> ModelResult:
+            trust_code: bool = False, progress: bool = True, **options: Any) -> ModelResult:
     """Train `student` from `teacher` (Hinton distillation), and a copy of the student's initial
     weights on labels alone, so that the gain is measured.
 
@@ -205,7 +206,8 @@ def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: Da
         student: an `nn.Module` or a model spec (see `train`).
         data: as in `train`.
         trust_code: as in `train`.
-        progress: show a progress bar.
+        progress: show progress, as the command line does (on by default): a bar on a
+            terminal, else a line on stderr every 10 s; False for none.
         **options: any field of the `distill` stage (`temperature`, `alpha`, `epochs`, `lr`,
             `compare_without_teacher`, `hint`, ...).
 
@@ -247,7 +249,7 @@ def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: Da
 
 
 def prune(model: nn.Module, data: DataLike, *, teacher: nn.Module | None = None,
-          progress: bool = False, **options: Any) -> ModelResult:
+          progress: bool = True, **options: Any) -> ModelResult:
     """Remove channels for real (structured, torch-pruning's dependency graph: residual adds,
     depthwise convolutions and batch norms stay consistent), fine-tuning after each step.
 
@@ -257,7 +259,8 @@ def prune(model: nn.Module, data: DataLike, *, teacher: nn.Module | None = None,
         model: the `nn.Module` to prune.
         data: as in `train`.
         teacher: a module that fine-tuning distills from; None = labels only.
-        progress: show a progress bar.
+        progress: show progress, as the command line does (on by default): a bar on a
+            terminal, else a line on stderr every 10 s; False for none.
         **options: any field of the `prune` stage (`ratio`, `steps`, `epochs`, `importance`,
             `method`, `round_to`, `global_pruning`, ...).
 
@@ -439,7 +442,7 @@ def bench(models: list[str | Path] | dict[str, str | Path], data: DataLike, *,
 
 
 def run(pipeline: str | Path | dict, *, out: str | Path = "exported", trust_code: bool = False,
-        force: bool = False, progress: bool = False) -> RunResult:
+        force: bool = False, progress: bool = True) -> RunResult:
     """Run a pipeline (a YAML file, or the same as a dict) as `compress run` does.
 
     Args:
@@ -448,7 +451,7 @@ def run(pipeline: str | Path | dict, *, out: str | Path = "exported", trust_code
         out: root folder; artifacts go to `out/<pipeline name>/<stage id>/`.
         trust_code: allow `arch: python` models (`compress run --trust-code`).
         force: rerun every stage, ignoring the cache.
-        progress: show progress bars.
+        progress: show progress, as `compress run` does (on by default); False for none.
 
     Returns:
         RunResult: the run's folder, manifest (metrics per stage, gates), ran and cached ids.

@@ -150,3 +150,14 @@ def test_a_state_dict_teacher_is_one_line_and_a_checkpoint_is_rebuilt(data, tiny
     for teacher in (tiny_checkpoint, torch.load(tiny_checkpoint, weights_only=True)):
         r = compress.distill(teacher, UserNet(8), data, compare_without_teacher=False, **FAST)
         assert r.metrics["teacher_runtime"] == "pytorch"
+
+
+def test_training_shows_progress_unless_asked_not_to(data, capsys):
+    # execute: stderr is no terminal under pytest, so progress is a plain line per epoch
+    compress.train(UserNet(8), data, **FAST)
+    shown = capsys.readouterr().err
+    compress.train(UserNet(8), data, progress=False, **FAST)
+    hidden = capsys.readouterr().err
+    # assert
+    assert "train: epoch 1/1, train loss" in shown and "val acc" in shown
+    assert "epoch" not in hidden
