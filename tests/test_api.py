@@ -161,3 +161,15 @@ def test_training_shows_progress_unless_asked_not_to(data, capsys):
     # assert
     assert "train: epoch 1/1, train loss" in shown and "val acc" in shown
     assert "epoch" not in hidden
+
+
+def test_a_teacher_that_fails_on_compress_inputs_is_warned_about(data):
+    # setup: an untrained teacher stands in for one trained on raw inputs (near chance here)
+    torch.manual_seed(0)
+    # execute
+    r = compress.distill(UserNet(8), UserNet(8), data, compare_without_teacher=False,
+                         progress=False, **FAST)
+    # assert
+    assert r.metrics["teacher_test_accuracy_pct"] < 30
+    assert "the teacher scores" in r.metrics["teacher_warning"]
+    assert "normalised per channel" in r.metrics["teacher_warning"]

@@ -197,8 +197,8 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
                   if e else "-")
         lines.append(f"| `{sid}` | {st['stage']} | {st['status']} | {st['wall_time_s']:.1f} s "
                      f"| {energy} | {', '.join(figures)} |")
-    warnings = [(sid, st["metrics"]["warning"]) for sid, st in manifest["stages"].items()
-                if st.get("metrics", {}).get("warning")]
+    warnings = [(sid, st["metrics"][key]) for sid, st in manifest["stages"].items()
+                for key in ("warning", "teacher_warning") if st.get("metrics", {}).get(key)]
     if warnings:
         lines += ["", "Warnings:"] + [f"- `{sid}`: {w}" for sid, w in warnings]
     baseline = [f"- `{sid}`: {st['metrics']['baseline_warning']}"
