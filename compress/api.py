@@ -83,8 +83,36 @@ def _module(model, data, fn: str, trust_code: bool) -> nn.Module:
     return built
 
 
+def _teacher(teacher, fn: str):
+    """A teacher as given (a module, an ONNX path), or rebuilt from a compress checkpoint (its
+    dict, or a .pt/.pth path: it names its model spec). A bare state dict holds weights but
+    not the module they belong to: one line saying how to load it."""
+    from collections.abc import Mapping
+
+    from torch import nn
+
+    from compress import artifacts
+    from compress.models.checkpoint import model_from_checkpoint
+
+    where = f"compress.{fn}: argument 'teacher'"
+    if isinstance(teacher, (str, Path)) and Path(teacher).suffix in (".pt", ".pth"):
+        teacher = artifacts.load_checkpoint(teacher)
+    if isinstance(teacher, Mapping) and {"model", "state_dict"} <= set(teacher):
+        return model_from_checkpoint(dict(teacher), where)
+    if isinstance(teacher, Mapping):
+        keys = list(teacher)
+        raise ConfigError(
+            f"{where}: a state dict ({len(keys)} entries, e.g. {str(keys[:1])[1:-1] or 'none'})"
+            f", not a module; load it into the module first: model = MyNet(); "
+            f"model.load_state_dict(torch.load(...)); compress.{fn}(model, ...)")
+    if not isinstance(teacher, (nn.Module, str, Path)):
+        raise ConfigError(f"{where}: an nn.Module or the path of an ONNX model, not "
+                          f"{type(teacher).__name__}")
+    return teacher
+
+
 def train(model: nn.Module | dict, data: DataLike, *, trust_code: bool = False,
-          progress: bool = False, **options: Any) -> ModelResult:
+          progress: bool = True, **options: Any) -> ModelResult:
     """Train `model` on `data`, keeping the weights of the best validation epoch.
 
     Args:
@@ -93,7 +121,8 @@ def train(model: nn.Module | dict, data: DataLike, *, trust_code: bool = False,
             "my_models:build", "kwargs": {...}}` (needs `trust_code=True`).
         data: `compress.data.from_arrays(...)`, or a data spec such as `"digits"`.
         trust_code: allow `arch: python` specs (importing the module runs it).
-        progress: show a progress bar.
+        progress: show progress, as the command line does (on by default): a bar on a
+            terminal, else a line on stderr every 10 s; False for none.
         **options: any field of the `train` stage (`epochs`, `lr`, `batch_size`, `optimizer`,
             `schedule`, `augment_shift`, `seed`, `device`, ...), validated as in YAML.
 
@@ -121,17 +150,20 @@ def train(model: nn.Module | dict, data: DataLike, *, trust_code: bool = False,
 
 
 def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: DataLike, *,
-            trust_code: bool = False, progress: bool = False, **options: Any) -> ModelResult:
+            trust_code: bool = False, progress: bool = True, **options: Any) -> ModelResult:
     """Train `student` from `teacher` (Hinton distillation), and a copy of the student's initial
     weights on labels alone, so that the gain is measured.
 
     Args:
-        teacher: an `nn.Module`, or the path of an ONNX model (run in ONNX Runtime on the same
-            augmented batches the student sees).
+        teacher: an `nn.Module`, a compress checkpoint (`model.pt`'s path, or the dict
+            `torch.load` gives: it names its model), or the path of an ONNX model (run in ONNX
+            Runtime on the same augmented batches the student sees). A bare state dict is
+            refused: load it into its module first (`model.load_state_dict(...)`).
         student: an `nn.Module` or a model spec (see `train`).
         data: as in `train`.
         trust_code: as in `train`.
-        progress: show a progress bar.
+        progress: show progress, as the command line does (on by default): a bar on a
+            terminal, else a line on stderr every 10 s; False for none.
         **options: any field of the `distill` stage (`temperature`, `alpha`, `epochs`, `lr`,
             `compare_without_teacher`, `hint`, ...).
 
@@ -156,6 +188,7 @@ def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: Da
     from compress.stages.distill import DistillConfig, distill_model
     from compress.trainer.ort_teacher import OrtTeacher
 
+    teacher = _teacher(teacher, "distill")
     onnx_teacher = not isinstance(teacher, nn.Module)
     ref = {"onnx": str(teacher)} if onnx_teacher else "teacher"
     cfg = _config(DistillConfig, "distill", {"id": "distill", "teacher": ref, **options})
@@ -172,7 +205,7 @@ def distill(teacher: nn.Module | str | Path, student: nn.Module | dict, data: Da
 
 
 def prune(model: nn.Module, data: DataLike, *, teacher: nn.Module | None = None,
-          progress: bool = False, **options: Any) -> ModelResult:
+          progress: bool = True, **options: Any) -> ModelResult:
     """Remove channels for real (structured, torch-pruning's dependency graph: residual adds,
     depthwise convolutions and batch norms stay consistent), fine-tuning after each step.
 
@@ -182,7 +215,8 @@ def prune(model: nn.Module, data: DataLike, *, teacher: nn.Module | None = None,
         model: the `nn.Module` to prune.
         data: as in `train`.
         teacher: a module that fine-tuning distills from; None = labels only.
-        progress: show a progress bar.
+        progress: show progress, as the command line does (on by default): a bar on a
+            terminal, else a line on stderr every 10 s; False for none.
         **options: any field of the `prune` stage (`ratio`, `steps`, `epochs`, `importance`,
             `method`, `round_to`, `global_pruning`, ...).
 
@@ -207,6 +241,8 @@ def prune(model: nn.Module, data: DataLike, *, teacher: nn.Module | None = None,
                                          "teacher": "teacher" if teacher is not None else None,
                                          **options})
     ds = _dataset(data)
+    if teacher is not None:
+        teacher = _teacher(teacher, "prune")
     metrics, report = prune_model(model, ds, cfg, teacher, progress, "prune")
     return ModelResult(model, metrics, report)
 
@@ -362,7 +398,7 @@ def bench(models: list[str | Path] | dict[str, str | Path], data: DataLike, *,
 
 
 def run(pipeline: str | Path | dict, *, out: str | Path = "exported", trust_code: bool = False,
-        force: bool = False, progress: bool = False) -> RunResult:
+        force: bool = False, progress: bool = True) -> RunResult:
     """Run a pipeline (a YAML file, or the same as a dict) as `compress run` does.
 
     Args:
@@ -371,7 +407,7 @@ def run(pipeline: str | Path | dict, *, out: str | Path = "exported", trust_code
         out: root folder; artifacts go to `out/<pipeline name>/<stage id>/`.
         trust_code: allow `arch: python` models (`compress run --trust-code`).
         force: rerun every stage, ignoring the cache.
-        progress: show progress bars.
+        progress: show progress, as `compress run` does (on by default); False for none.
 
     Returns:
         RunResult: the run's folder, manifest (metrics per stage, gates), ran and cached ids.

@@ -270,10 +270,12 @@ def parse_pipeline(raw: Any, source: str, base_dir: Path | None = None) -> Pipel
 
 def _resolve_paths(raw: dict, base_dir: Path | None, source: str = "pipeline") -> dict:
     data = raw.get("data")
-    if base_dir is not None and isinstance(data, dict) and isinstance(data.get("path"), str):
-        p = Path(data["path"]).expanduser()
-        if not p.is_absolute():
-            raw = {**raw, "data": {**data, "path": str((base_dir / p).resolve())}}
+    for key in ("path", "test_path"):  # a data file, and a CSV's fixed test file
+        if base_dir is not None and isinstance(data, dict) and isinstance(data.get(key), str):
+            p = Path(data[key]).expanduser()
+            if not p.is_absolute():
+                data = {**data, key: str((base_dir / p).resolve())}
+                raw = {**raw, "data": data}
     if isinstance(raw.get("stages"), list):
         raw = {**raw, "stages": [_resolve_stage(st, base_dir, source) for st in raw["stages"]]}
     return raw

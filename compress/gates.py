@@ -16,6 +16,13 @@ def gate_bench(stages: list, gates):
     return benches[-1] if benches else None
 
 
+def gated_bench_id(cfg) -> str | None:
+    """Id of the bench the comparison gates read (the report's headline); None without gates
+    or benches."""
+    bench = gate_bench(cfg.stages, cfg.gates) if cfg.gates is not None else None
+    return bench.id if bench is not None else None
+
+
 def gate_explain(stages: list, gates):
     """The explain stage the fidelity gate reads: the one named, else the last; None if none."""
     explains = [s for s in stages if s.stage == "explain"]

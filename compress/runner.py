@@ -39,7 +39,7 @@ from compress.events import (
     fan_out,
     to_console,
 )
-from compress.gates import evaluate_gates
+from compress.gates import evaluate_gates, gated_bench_id
 from compress.integrity import CACHE, MANIFEST, clean_leftovers, describe_outputs
 from compress.measure.energy import EnergyMeter
 from compress.measure.system import cpu_info, versions
@@ -293,6 +293,7 @@ def _finish(cfg: PipelineConfig, root: Path, manifest: dict) -> list[dict]:
 
     gate_results = evaluate_gates(cfg, manifest, root) if cfg.gates else []
     manifest["gates"] = gate_results
+    manifest["gate_bench"] = gated_bench_id(cfg)  # the report's headline bench
     manifest["finished_at"] = _now()
     # What a downstream app needs: the model to ship, and every model file with its sha256,
     # size, accuracy and oldest onnxruntime (README.md repeats them in words).

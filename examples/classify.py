@@ -52,11 +52,18 @@ def preprocess(raw: np.ndarray, pre: dict) -> np.ndarray:
 
 def predict(session: ort.InferenceSession, meta: dict, raw: np.ndarray,
             batch: int = 256) -> np.ndarray:
-    """Class indices for raw inputs shaped like the model's input (batch first)."""
+    """Class indices for raw inputs shaped like the model's input (batch first), run in chunks
+    of `batch`, or of the model's own batch size where its input shape is fixed (a `target:
+    mobile` build takes exactly 1)."""
     x = preprocess(raw, meta["compress.preprocessing"])
     name = meta["compress.input"]["name"]
+    fixed = session.get_inputs()[0].shape[0]
+    if isinstance(fixed, int) and fixed > 0:
+        batch = fixed
+        if len(x) % fixed:  # the last chunk padded with copies of the first row, then cut
+            x = np.concatenate([x, np.repeat(x[:1], fixed - len(x) % fixed, axis=0)])
     logits = [session.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)]
-    return np.concatenate(logits).argmax(axis=1)
+    return np.concatenate(logits)[: len(raw)].argmax(axis=1)
 
 
 def image_input(path: Path, image: dict) -> np.ndarray:

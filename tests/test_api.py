@@ -110,3 +110,66 @@ def test_import_compress_stays_light():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     # assert
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.slow  # ~20 s; tests/onnx/test_contract.py is its fast sibling (export alone)
+def test_an_nn_sequential_student_goes_through_the_whole_chain(data, tmp_path):
+    # setup: a depthwise-separable student written as nn.Sequential (forward's argument is
+    # `input`), the teacher as the user trained it
+    torch.manual_seed(0)
+    teacher = compress.train(UserNet(16), data, **{**FAST, "epochs": 2, "lr": 0.03}).model
+    student = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16),
+        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    # execute
+    distilled = compress.distill(teacher, student, data, compare_without_teacher=False,
+                                 **{**FAST, "epochs": 2, "lr": 0.03})
+    pruned = compress.prune(distilled.model, data, ratio=0.5, steps=1, round_to=4, **FAST)
+    fp32 = compress.export(pruned.model, tmp_path / "seq.onnx", data)
+    int8 = compress.quantize(fp32.path, data, calibration={"samples": 64},
+                             select_batch_sizes=[1], select_time_s=0.02)
+    # assert
+    assert pruned.metrics["params"] < pruned.metrics["params_before"]
+    assert fp32.metrics["parity_max_abs_diff"] < 1e-4
+    assert fp32.metrics["ort_test_accuracy_pct"] == pytest.approx(
+        fp32.metrics["torch_test_accuracy_pct"], abs=0.5)
+    assert int8.path.is_file() and int8.metrics["test_accuracy_pct"] > 20
+
+
+def test_a_state_dict_teacher_is_one_line_and_a_checkpoint_is_rebuilt(data, tiny_checkpoint):
+    # setup
+    state = UserNet(8).state_dict()
+    # execute / assert: weights without their module cannot teach
+    with pytest.raises(ConfigError, match=r"argument 'teacher': a state dict .*'body.0.weight'.*"
+                                          r"load it into the module first: .*load_state_dict"):
+        compress.distill(state, UserNet(8), data, **FAST)
+    with pytest.raises(ConfigError, match="argument 'teacher': an nn.Module or the path"):
+        compress.distill(42, UserNet(8), data, **FAST)
+    # a compress checkpoint names its model: accepted as a path and as torch.load's dict
+    for teacher in (tiny_checkpoint, torch.load(tiny_checkpoint, weights_only=True)):
+        r = compress.distill(teacher, UserNet(8), data, compare_without_teacher=False, **FAST)
+        assert r.metrics["teacher_runtime"] == "pytorch"
+
+
+def test_training_shows_progress_unless_asked_not_to(data, capsys):
+    # execute: stderr is no terminal under pytest, so progress is a plain line per epoch
+    compress.train(UserNet(8), data, **FAST)
+    shown = capsys.readouterr().err
+    compress.train(UserNet(8), data, progress=False, **FAST)
+    hidden = capsys.readouterr().err
+    # assert
+    assert "train: epoch 1/1, train loss" in shown and "val acc" in shown
+    assert "epoch" not in hidden
+
+
+def test_a_teacher_that_fails_on_compress_inputs_is_warned_about(data):
+    # setup: an untrained teacher stands in for one trained on raw inputs (near chance here)
+    torch.manual_seed(0)
+    # execute
+    r = compress.distill(UserNet(8), UserNet(8), data, compare_without_teacher=False,
+                         progress=False, **FAST)
+    # assert
+    assert r.metrics["teacher_test_accuracy_pct"] < 30
+    assert "the teacher scores" in r.metrics["teacher_warning"]
+    assert "normalised per channel" in r.metrics["teacher_warning"]

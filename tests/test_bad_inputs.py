@@ -431,7 +431,8 @@ BAD: list[tuple[str, Build, str]] = [
                                 "--data", "digits"], "not a readable ONNX file"),
     ("onnx_input_shape_mismatch", lambda c: [
         "bench", str(c.onnx), "--out", str(c.tmp / "new" / "b"), "--data", c.npz_option()],
-     "model input is ['N', 1, 8, 8] but the data's samples are ['N', 5]"),
+     "model input is ['N', 1, 8, 8] but the data's samples are ['N', 5]; the model was made "
+     "for data source 'digits': give that data"),
     # inspect and edge formats
     ("inspect_missing", lambda c: ["inspect", str(c.tmp / "no.onnx")],
      "no.onnx: file not found; give an .onnx or .ort file"),

@@ -80,7 +80,8 @@ def validate(pipeline: Path) -> None:
     cfg = load_pipeline(pipeline)
     data = load_dataset(cfg.data)
     ids = ", ".join(f"{s.id} ({s.stage})" for s in cfg.stages)
-    click.echo(f"{pipeline}: ok: pipeline '{cfg.name}', {len(cfg.stages)} stages: {ids}; "
+    n = len(cfg.stages)
+    click.echo(f"{pipeline}: ok: pipeline '{cfg.name}', {n} stage{'s' * (n != 1)}: {ids}; "
                f"data: {describe_data(data)}")
 
 

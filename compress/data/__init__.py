@@ -89,8 +89,9 @@ def content_sha256(cfg) -> str | None:
         from compress.data.image_folder import content_key
 
         return content_key(cfg) if Path(cfg.path).is_dir() else None
-    path = getattr(cfg, "path", None)
-    return sha256_file(path) if path is not None and Path(path).is_file() else None
+    paths = [p for p in (getattr(cfg, "path", None), getattr(cfg, "test_path", None)) if p]
+    hashes = [sha256_file(p) for p in paths if Path(p).is_file()]
+    return "+".join(hashes) or None  # a CSV's fixed test file counts too
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from compress.data.npz import raw_splits_from
+from compress.data.problems import listed
 from compress.data.splits import RawSplits, SplitFields, check_class_counts, stratified_split
 from compress.errors import DataError
 
@@ -32,7 +33,12 @@ class CsvData(SplitFields):
         None, min_length=1, description="feature columns, in model input order; default: every "
         "column but the label, in file order")
     delimiter: str = Field(",", min_length=1, max_length=1, description="cell separator")
-    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="fraction held out for test")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="fraction held out for test "
+                                 "(unused with test_path)")
+    test_path: str | None = Field(
+        None, description="a .csv of held-out test rows with the same columns (a fixed test "
+        "split, like npz's x_test or an image folder's test/); `path` is then train and val "
+        "only; relative paths start at the pipeline file")
 
 
 def _number(cell: str) -> float | None:
@@ -43,9 +49,10 @@ def _number(cell: str) -> float | None:
     return v
 
 
-def read_table(cfg: CsvData) -> tuple[np.ndarray, list[str], list[str]]:
-    """(x float32 (N, F), label cell per row, feature names); DataError at the first bad cell."""
-    path = Path(cfg.path)
+def read_table(cfg: CsvData, path: str | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+    """(x float32 (N, F), label cell per row, feature names) of `path` (default `cfg.path`);
+    one DataError naming every bad cell and row (up to a limit)."""
+    path = Path(path or cfg.path)
     if not path.is_file():
         what = "is a folder, not a CSV file" if path.is_dir() else "file not found"
         raise DataError(f"{path}: {what}; check `data.path`")
@@ -61,26 +68,36 @@ def read_table(cfg: CsvData) -> tuple[np.ndarray, list[str], list[str]]:
                 raise DataError(f"{path}: the file is empty; it needs a header row of column "
                                 "names, then one row per sample")
             cols = _columns(path, header, cfg)
-            x, labels = [], []
+            x, labels, problems = [], [], []
             for row in reader:
                 if not row or all(not c.strip() for c in row):
                     continue  # blank lines, e.g. the one after the last row
-                where = f"{path}, line {reader.line_num}"
+                where = f"line {reader.line_num}"
                 if len(row) != len(header):
-                    raise DataError(f"{where}: {len(row)} cells but the header has "
-                                    f"{len(header)} columns; every row needs one cell per column")
-                x.append([_cell(row[i], where, header[i]) for i in cols])
+                    problems.append(f"{where}: {len(row)} cells but the header has "
+                                    f"{len(header)} columns")
+                    continue
+                cells = [_cell(row[i], f"{where}, column '{header[i]}'") for i in cols]
+                problems += [c for c in cells if isinstance(c, str)]
+                x.append(cells)
                 label = row[header.index(cfg.label)].strip()
                 if not label:
-                    raise DataError(f"{where}, column '{cfg.label}': empty label; every row "
-                                    "needs a class")
+                    problems.append(f"{where}, column '{cfg.label}': empty label")
                 labels.append(label)
         except (csv.Error, UnicodeDecodeError) as e:
             raise DataError(f"{path}: not a readable CSV file ({e}); save it as UTF-8 CSV with "
                             f"'{cfg.delimiter}' between cells") from e
+    if problems:
+        where = f"{path}, " if len(problems) == 1 else f"{path}: {len(problems)} bad cells or " \
+            "rows: "
+        raise DataError(f"{where}{listed(problems)}; {FIX}")
     if not x:
         raise DataError(f"{path}: the header is the only row; add one row per sample")
     return np.asarray(x, dtype=np.float32), labels, [header[i] for i in cols]
+
+
+FIX = ("feature columns must be numeric (encode categories as numbers, fill or drop missing and "
+       "infinite values), every row needs one cell per column and a class")
 
 
 def _columns(path: Path, header: list[str], cfg: CsvData) -> list[int]:
@@ -102,16 +119,15 @@ def _columns(path: Path, header: list[str], cfg: CsvData) -> list[int]:
     return [header.index(n) for n in names]
 
 
-def _cell(cell: str, where: str, column: str) -> float:
+def _cell(cell: str, where: str) -> float | str:
+    """The cell's number, or what is wrong with it (prefixed with `where`)."""
     text = cell.strip()
     v = _number(text)
     if v is None:
         what = "empty cell" if not text else f"{text[:40]!r} is not a number"
-        raise DataError(f"{where}, column '{column}': {what}; feature columns must be numeric "
-                        "(encode categories as numbers, fill or drop missing values)")
+        return f"{where}: {what}"
     if not math.isfinite(v):
-        raise DataError(f"{where}, column '{column}': {text!r} is not a finite number; fill "
-                        "or drop missing and infinite values")
+        return f"{where}: {text!r} is not a finite number"
     return v
 
 
@@ -132,10 +148,25 @@ def load_csv_raw(cfg: CsvData) -> RawSplits:
     index = {v: i for i, v in enumerate(labels)}
     y = np.asarray([index[v] for v in cells], dtype=np.int64)
     check_class_counts(y, labels, cfg.path, "rows")
-    x_rest, y_rest, x_test, y_test = stratified_split(x, y, cfg.test_fraction, cfg.seed)
+    if cfg.test_path is None:
+        x_rest, y_rest, x_test, y_test = stratified_split(x, y, cfg.test_fraction, cfg.seed)
+    else:
+        x_rest, y_rest = x, y
+        x_test, y_test = _fixed_test(cfg, index)
     arrays = {"x_train": x_rest, "y_train": y_rest, "x_test": x_test, "y_test": y_test,
               "class_labels": np.asarray(labels)}
     raw = raw_splits_from(arrays, cfg, Path(cfg.path))
     raw.source_steps = {"csv": {"features": features, "label_column": cfg.label,
                                 "delimiter": cfg.delimiter}}
     return raw
+
+
+def _fixed_test(cfg: CsvData, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of `test_path`, labelled with the training file's classes."""
+    x, cells, _ = read_table(cfg, cfg.test_path)
+    unknown = sorted(set(cells) - set(index))
+    if unknown:
+        raise DataError(f"{cfg.test_path}: class(es) {unknown[:5]} of column '{cfg.label}' are "
+                        f"not in the training file {cfg.path}; a model cannot predict a class "
+                        "it never saw: move such rows to the training file")
+    return x, np.asarray([index[v] for v in cells], dtype=np.int64)

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from compress.artifacts import sha256_file, sha256_json
+from compress.data.problems import listed
 from compress.data.splits import RawSplits, SplitFields, check_class_counts, stratified_split
 from compress.errors import DataError
 
@@ -182,15 +183,17 @@ def _target_size(cfg: ImageFolderData, files: list[Path]) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     first: tuple[Path, tuple[int, int]] | None = None
+    bad = []  # every unreadable file, named in one message
     for p in files:
         try:
             with Image.open(p) as img:
                 fmt, (w, h) = img.format, img.size
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise DataError(f"{p}: not an image Pillow can read ({type(e).__name__}); replace "
-                            "or remove the file") from e
+            bad.append(f"{p}: not an image Pillow can read ({type(e).__name__})")
+            continue
         if fmt not in ("PNG", "JPEG"):
-            raise DataError(f"{p}: a {fmt} image; image folders take PNG and JPEG only")
+            bad.append(f"{p}: a {fmt} image")
+            continue
         if cfg.size is None:
             if first is None:
                 first = (p, (h, w))
@@ -198,6 +201,13 @@ def _target_size(cfg: ImageFolderData, files: list[Path]) -> tuple[int, int]:
                 raise DataError(
                     f"{p}: {h}x{w} pixels but {first[0]} is {first[1][0]}x{first[1][1]}; the "
                     "images differ in size, so set `size: [H, W]` in data to resize them all")
+    if len(bad) == 1:
+        fix = "image folders take PNG and JPEG only" if bad[0].endswith(" image") else \
+            "replace or remove the file"
+        raise DataError(f"{bad[0]}; {fix}")
+    if bad:
+        raise DataError(f"{len(bad)} bad image files: {listed(bad)}; image folders take PNG and "
+                        "JPEG files Pillow can read: replace or remove them")
     return cfg.size or first[1]
 
 
@@ -221,9 +231,19 @@ def decode_file(p: Path, size: tuple[int, int], channels: int) -> np.ndarray:
 def _decode_into(path: Path, files: list[Path], size: tuple[int, int], channels: int) -> None:
     mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
                                    shape=(len(files), channels, *size))
+    bad: list[DataError] = []  # every file that does not decode, named in one message
     for start in range(0, len(files), CHUNK):
-        chunk = files[start:start + CHUNK]
-        mm[start:start + len(chunk)] = np.stack([decode_file(p, size, channels) for p in chunk])
+        for i, p in enumerate(files[start:start + CHUNK], start):
+            try:
+                mm[i] = decode_file(p, size, channels)
+            except DataError as e:
+                bad.append(e)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        raise DataError(f"{len(bad)} image files do not decode: "
+                        f"{listed([str(e).split('; the file is')[0] for e in bad])}; they are "
+                        "damaged or truncated: replace or remove them")
     mm.flush()
     del mm
 

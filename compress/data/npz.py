@@ -63,8 +63,7 @@ def raw_from_arrays(arrays: dict, path, val_fraction: float, seed: int) -> RawSp
     odd = next((s for s in splits[1:] if arrays[f"x_{s}"].shape[1:] != arrays["x_train"].shape[1:]),
                None)
     if odd is not None:
-        raise DataError(f"{path}: {_sample_shapes(odd, arrays)}; every x array needs the "
-                        "samples of x_train")
+        raise DataError(f"{path}: {_sample_shapes(odd, arrays)}; {_expected(odd, arrays)}")
     train_max = int(arrays["y_train"].max())
     seen = len(np.unique(arrays["y_train"]))
     if seen < train_max + 1:
@@ -111,6 +110,16 @@ def _sample_shapes(split: str, arrays: dict) -> str:
     if len(odd) == len(ref) == 1:
         return f"x_{split} has {odd[0]} features, x_train {ref[0]}"
     return f"x_{split} has samples of shape {tuple(odd)}, x_train {tuple(ref)}"
+
+
+def _expected(split: str, arrays: dict) -> str:
+    """What x_<split> should have been, and what it has: x_train sets every split's shape."""
+    odd, ref = arrays[f"x_{split}"].shape[1:], arrays["x_train"].shape[1:]
+    if len(odd) == len(ref) == 1:
+        return (f"expected {ref[0]} features per row in x_{split} (as in x_train), got "
+                f"{odd[0]}: give every split the same feature columns, in the same order")
+    return (f"expected samples of shape {tuple(ref)} in x_{split} (as in x_train), got "
+            f"{tuple(odd)}: give every split samples of one shape")
 
 
 def _check_pair(path: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:

@@ -75,8 +75,25 @@ def check_input_shape(session, sample_shape: list[int], path: str | Path) -> Non
     ):
         raise ArtifactError(
             f"{path}: model input is {['N', *declared]} but the data's samples are "
-            f"{['N', *sample_shape]}; export the model from a checkpoint trained on this data"
+            f"{['N', *sample_shape]}; {_data_hint(session)}"
         )
+
+
+def _data_hint(session) -> str:
+    """How to fix a model/data mismatch: the data the model's metadata says it was made for,
+    or (a model made elsewhere) which data to give."""
+    import json
+
+    made_for = session.get_modelmeta().custom_metadata_map.get("compress.data")
+    try:
+        source = json.loads(made_for).get("source") if made_for else None
+    except (ValueError, AttributeError):
+        source = None
+    where = "(`--data` on the command line, `data:` in a pipeline)"
+    if source:
+        return f"the model was made for data source '{source}': give that data {where}"
+    return (f"give the data this model takes {where}, or a model whose input fits these "
+            "samples")
 
 
 def read_metadata(path: str | Path) -> dict[str, object]:

@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,14 +42,34 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, opset
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                opset_version=opset, dynamo=True, dynamic_shapes={"x": {0: batch}},
+                # Positional, not keyed by the forward's argument name: nn.Sequential calls
+                # it `input`, user models `x`, `images`... and a dict must match the name.
+                opset_version=opset, dynamo=True, dynamic_shapes=({0: batch},),
                 external_data=False, verbose=False, report=False,
             )
             program.save(str(path), external_data=external_data)
     except Exception as e:
-        raise StageError(
-            f"export failed in torch.onnx ({type(e).__name__}: {str(e).splitlines()[0][:300]})"
-        ) from e
+        raise StageError(f"export failed in torch.onnx ({export_error_summary(e)})") from e
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def export_error_summary(e: Exception, limit: int = 400) -> str:
+    """One line for a failed export: torch's own "Exception summary" of the cause where the
+    exporter gives one (its first line only says which of its steps failed and lists generic
+    next steps), else the error's first line."""
+    text = _ANSI.sub("", str(e))
+    lines = [ln.strip() for ln in text.splitlines()]
+    if "## Exception summary" in lines:
+        after = lines[lines.index("## Exception summary") + 1:]
+        cause = next((ln for ln in after if ln), "")
+        # "<class 'torch._dynamo.exc.UserError'>: message" -> "UserError: message"
+        cause = re.sub(r"^<class '(?:[\w.]+\.)?(\w+)'>", r"\1", cause)
+    else:
+        cause = next((ln for ln in lines if ln), "")
+    cause = f"{type(e).__name__}: {cause}" if cause else type(e).__name__
+    return cause if len(cause) <= limit else cause[: limit - 3] + "..."
 
 
 def check_parity(torch_out: np.ndarray, ort_out: np.ndarray, atol: float, rtol: float) -> float:

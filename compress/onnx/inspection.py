@@ -173,8 +173,24 @@ def inspect_file(path: str | Path, mobile: bool = False) -> dict[str, object]:
         from compress.onnx.mobile import check_usability
 
         usability = check_usability(path)
-    return {"path": str(path), "size_bytes": len(head), **info, "weights_counted": COUNTING,
-            "mobile_usability": usability}
+    # Weights saved beside the .onnx (external data) are part of the model's size: name them.
+    from compress.onnx.external import external_files
+
+    weights = [] if is_ort else [{"file": p.name, "size_bytes": p.stat().st_size}
+                                 for p in external_files(path)]
+    return {"path": str(path), "size_bytes": len(head) + sum(w["size_bytes"] for w in weights),
+            "file_size_bytes": len(head), "external_data": weights, **info,
+            "weights_counted": COUNTING, "mobile_usability": usability}
+
+
+def _parts(info: dict) -> str:
+    """' (model.onnx 5,381 + weights file model.onnx.data 213,600)' for a model with external
+    data; '' for a self-contained one."""
+    weights = info.get("external_data") or []
+    if not weights:
+        return ""
+    files = " + ".join(f"weights file {w['file']} {w['size_bytes']:,}" for w in weights)
+    return f" ({Path(info['path']).name} {info['file_size_bytes']:,} + {files})"
 
 
 def format_inspection(info: dict) -> str:
@@ -185,7 +201,7 @@ def format_inspection(info: dict) -> str:
 
     mo = info["min_onnxruntime"]
     lines = [
-        f"{info['path']}: {info['format']}, {info['size_bytes']:,} bytes",
+        f"{info['path']}: {info['format']}, {info['size_bytes']:,} bytes" + _parts(info),
         f"ir version     {info['ir_version']}   producer: {info['producer'] or '-'}",
         "opsets         " + ", ".join(f"{d} {v}" for d, v in info["opsets"].items()),
         f"inputs         {io(info['inputs'])}",

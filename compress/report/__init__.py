@@ -13,16 +13,24 @@ def write_report(root: str | Path, manifest: dict | None = None) -> dict[str, ob
         {"markdown": text of report.md, "files": names written, "summary": summary table}.
     """
     from compress import artifacts
-    from compress.report.markdown import pipeline_report, summary_table
+    from compress.report.markdown import pipeline_report
     from compress.report.plots import write_plots
-    from compress.report.summary import stage_energy_rows, stage_size_rows, summary_rows
+    from compress.report.summary import (
+        bench_order,
+        stage_energy_rows,
+        stage_size_rows,
+        summary_rows,
+    )
 
     root = Path(root)
     if manifest is None:
         manifest = artifacts.read_json(root / "manifest.json")
     benches = {sid: artifacts.read_json(root / sid / "bench.json")
                for sid, st in manifest["stages"].items() if st["stage"] == "bench"}
-    last = list(benches)[-1] if benches else None
+    # The gates' bench is the headline (summary, plain-named plots); the others follow.
+    order = bench_order(manifest, list(benches))
+    benches = {sid: benches[sid] for sid in order}
+    headline = order[0] if order else None
     # Drawing costs a second or two; a rerun whose stages were all cached redraws nothing.
     digest = artifacts.sha256_json({
         "stages": {sid: {k: st.get(k) for k in ("stage", "primary", "outputs", "energy")}
@@ -31,7 +39,7 @@ def write_report(root: str | Path, manifest: dict | None = None) -> dict[str, ob
     })
     plots = _previous_plots(root, digest)
     if plots is None:
-        plots = write_plots(manifest, root, last, benches.get(last))
+        plots = write_plots(manifest, root, benches, headline)
     text = pipeline_report(manifest, root, plots)
     artifacts.write_text(root / "report.md", text)
     artifacts.write_json(root / "report.json", {
@@ -50,12 +58,23 @@ def write_report(root: str | Path, manifest: dict | None = None) -> dict[str, ob
         "plots": plots,
         "plots_input_sha256": digest,
     })
-    summary = summary_table(benches[last]) if last else ""
+    summary = "\n\n".join(_summary_section(sid, b, sid == headline, len(benches))
+                          for sid, b in benches.items())
     from compress.report.consumer import write_consumer_files
 
     consumer = write_consumer_files(root, manifest)
     return {"markdown": text, "files": ["report.md", "report.json", *plots, *consumer],
             "summary": summary}
+
+
+def _summary_section(bench_id: str, bench: dict, headline: bool, count: int) -> str:
+    """One bench's summary table, titled when the run has several benches."""
+    from compress.report.markdown import summary_table
+
+    if count == 1:
+        return summary_table(bench)
+    why = " (the bench the gates read)" if headline else ""
+    return f"bench `{bench_id}`{why}:\n\n{summary_table(bench)}"
 
 
 def _previous_plots(root: Path, digest: str) -> list[str] | None:

@@ -89,6 +89,9 @@ def ship_choice(cfg, manifest: dict, root: Path) -> tuple[str | None, str]:
             reason = f"dominated by {', '.join(by)} (as fast or faster, as accurate or more)"
         else:
             reason = "it is slower"
+        size_d, size_s = measured[default]["size_bytes"], measured[ship]["size_bytes"]
+        if size_d > size_s:  # int8 of a small model can be the larger file
+            reason += f", and larger ({size_d:,} vs {size_s:,} bytes)"
         why += f"; not `{default}`: {reason}; p50 {lat_d:.4g} ms vs {lat_s:.4g} ms for `{ship}`"
     return ship, why
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.report.summary import (
+    bench_order,
     headline_settings,
     stage_energy_rows,
     summary_rows,
@@ -43,9 +44,13 @@ def summary_table(bench: dict) -> str:
     head = ["model", "test acc [95 % CI]", "size", "params",
             f"p50 {_setting_name(small)} [95 % CI]"]
     head += [f"p50 cold cache, {_setting_name(small)} [95 % CI]"] if cold else []
-    head += [f"p50 {_setting_name(large)}", "peak memory", "energy / inference",
-             "size reduction", "speed-up (small / large batch)"]
-    head += ["speed-up cold cache (small batch)"] if cold else []
+    # A bench of one batch size has no large batch: one latency column, one speed-up.
+    two = large != small
+    head += [f"p50 {_setting_name(large)}"] * two + ["peak memory", "energy / inference",
+                                                      "size reduction"]
+    head += [f"speed-up ({_setting_name(small)} / {_setting_name(large)})" if two
+             else f"speed-up ({_setting_name(small)})"]
+    head += [f"speed-up cold cache ({_setting_name(small)})"] if cold else []
     head += ["acc. drop (McNemar p)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -55,10 +60,12 @@ def summary_table(bench: dict) -> str:
                  fmt_ms(r["p50_small_ms"]) + fmt_ci(*r["p50_small_ci_ms"])]
         if cold:
             cells.append(fmt_ms(r["cold_p50_small_ms"]) + fmt_ci(*r["cold_p50_small_ci_ms"]))
-        cells += [fmt_ms(r["p50_large_ms"]), fmt_bytes(r["memory_peak_bytes"]),
+        cells += [fmt_ms(r["p50_large_ms"])] * two
+        cells += [fmt_bytes(r["memory_peak_bytes"]),
                   fmt_energy(r["energy_mj_per_inference"], r["energy_method"]),
                   f"{r['size_reduction_x']:.1f}x",
-                  f"{r['speedup_small_x']:.2f}x / {r['speedup_large_x']:.2f}x"]
+                  f"{r['speedup_small_x']:.2f}x / {r['speedup_large_x']:.2f}x" if two
+                  else f"{r['speedup_small_x']:.2f}x"]
         if cold:
             x = r["cold_speedup_small_x"]
             cells.append("-" if x is None else f"{x:.2f}x")
@@ -147,18 +154,28 @@ def bench_table(result: dict) -> str:
     return "\n".join(rows + notes)
 
 
+def _plot_link(name: str) -> str:
+    return f"![{Path(name).stem.replace('_', ' ')}]({name})"
+
+
 def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) -> str:
     """The whole run: summary first, then stages (with energy), bench details, gates."""
     from compress.artifacts import read_json
+    from compress.report.plots import bench_plot_names
 
-    benches = {sid: read_json(root / sid / "bench.json")
-               for sid, st in manifest["stages"].items() if st["stage"] == "bench"}
+    ids = [sid for sid, st in manifest["stages"].items() if st["stage"] == "bench"]
+    order = bench_order(manifest, ids)  # the bench the gates read first, with its plots
+    benches = {sid: read_json(root / sid / "bench.json") for sid in order}
     lines = [f"# Report: pipeline `{manifest['pipeline']}`", ""]
+    plots = list(plots or [])
     for sid, bench in benches.items():
-        lines += [f"## Summary: bench `{sid}`", "", summary_table(bench), ""]
+        why = " (the bench the gates read)" if len(order) > 1 and sid == order[0] else ""
+        lines += [f"## Summary: bench `{sid}`{why}", "", summary_table(bench), ""]
         lines += [f"- {n}" for n in summary_notes(bench)] + [""]
-    for p in plots or []:
-        lines += [f"![{Path(p).stem.replace('_', ' ')}]({p})", ""]
+        own = [p for p in bench_plot_names(sid, order[0]).values() if p in plots]
+        lines += [line for p in own for line in (_plot_link(p), "")]
+        plots = [p for p in plots if p not in own]
+    lines += [line for p in plots for line in (_plot_link(p), "")]
 
     lines += ["## Stages", "", "| stage | kind | status | wall time | energy | key figures |",
               "|---|---|---|---|---|---|"]
@@ -180,8 +197,8 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
                   if e else "-")
         lines.append(f"| `{sid}` | {st['stage']} | {st['status']} | {st['wall_time_s']:.1f} s "
                      f"| {energy} | {', '.join(figures)} |")
-    warnings = [(sid, st["metrics"]["warning"]) for sid, st in manifest["stages"].items()
-                if st.get("metrics", {}).get("warning")]
+    warnings = [(sid, st["metrics"][key]) for sid, st in manifest["stages"].items()
+                for key in ("warning", "teacher_warning") if st.get("metrics", {}).get(key)]
     if warnings:
         lines += ["", "Warnings:"] + [f"- `{sid}`: {w}" for sid, w in warnings]
     baseline = [f"- `{sid}`: {st['metrics']['baseline_warning']}"

@@ -236,18 +236,33 @@ def plot_stage_energy(manifest: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def write_plots(manifest: dict, root: Path, bench_id: str | None, bench: dict | None) -> list[str]:
-    """Draw every plot the data allows into `root`; return the file names written."""
+BENCH_PLOTS = ("accuracy_vs_latency", "size", "energy_per_inference")
+
+
+def bench_plot_names(bench_id: str, headline: str | None) -> dict[str, str]:
+    """{plot: file name} of one bench's plots: the headline bench's are `accuracy_vs_latency.png`
+    and so on, every other bench's carry its id (`accuracy_vs_latency_bench_targets.png`)."""
+    suffix = "" if bench_id == headline else f"_{bench_id}"
+    return {kind: f"{kind}{suffix}.png" for kind in BENCH_PLOTS}
+
+
+def write_plots(manifest: dict, root: Path, benches: dict[str, dict],
+                headline: str | None) -> list[str]:
+    """Draw every plot the data allows into `root`, each bench its own (the headline bench's
+    under the plain names); return the file names written, the headline's first."""
     written = []
-    if bench is not None:
-        plot_accuracy_latency(bench, root / "accuracy_vs_latency.png")
-        written.append("accuracy_vs_latency.png")
-    if stage_size_rows(manifest) or bench is not None:
-        plot_sizes(manifest, bench, root / "size.png")
+    order = [headline] * (headline in benches) + [b for b in benches if b != headline]
+    for bench_id in order:
+        bench, names = benches[bench_id], bench_plot_names(bench_id, headline)
+        plot_accuracy_latency(bench, root / names["accuracy_vs_latency"])
+        plot_sizes(manifest, bench, root / names["size"])
+        written += [names["accuracy_vs_latency"], names["size"]]
+        if any(m.get("energy") for m in bench["models"].values()):
+            plot_energy(bench, root / names["energy_per_inference"])
+            written.append(names["energy_per_inference"])
+    if not benches and stage_size_rows(manifest):
+        plot_sizes(manifest, None, root / "size.png")
         written.append("size.png")
-    if bench is not None and any(m.get("energy") for m in bench["models"].values()):
-        plot_energy(bench, root / "energy_per_inference.png")
-        written.append("energy_per_inference.png")
     if stage_energy_rows(manifest):
         plot_stage_energy(manifest, root / "energy_per_stage.png")
         written.append("energy_per_stage.png")

@@ -116,3 +116,13 @@ def stage_size_rows(manifest: dict) -> list[dict]:
                 kind = "ONNX" if primary.endswith(".onnx") else "checkpoint"
                 rows.append({"name": sid, "stage": st["stage"], "kind": kind, "size_bytes": size})
     return rows
+
+
+def bench_order(manifest: dict, bench_ids: list[str]) -> list[str]:
+    """Bench ids headline first: the bench the comparison gates read (recorded by the run),
+    else the last one, as the gates choose; then the others in pipeline order."""
+    if not bench_ids:
+        return []
+    head = manifest.get("gate_bench")
+    head = head if head in bench_ids else bench_ids[-1]
+    return [head] + [b for b in bench_ids if b != head]

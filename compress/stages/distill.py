@@ -74,7 +74,8 @@ class DistillConfig(StageConfig, TrainOptions, DistillOptions):
 
 def metric_names(cfg: DistillConfig) -> tuple[str, ...]:
     names = (*TRAIN_METRICS, "teacher_test_accuracy_pct", "teacher_params",
-             "compression_params_x", "temperature", "alpha", "teacher_runtime", "warning")
+             "compression_params_x", "temperature", "alpha", "teacher_runtime", "warning",
+             "teacher_warning")
     if cfg.compare_without_teacher:
         names += ("without_teacher_test_accuracy_pct", "without_teacher_val_accuracy_pct",
                   "distillation_gain_pts")
@@ -100,6 +101,7 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
 
     from compress.trainer.distillation import Distiller
     from compress.trainer.ort_teacher import OrtTeacher
+    from compress.trainer.teacher_check import weak_teacher
     from compress.trainer.training import (
         accuracy_pct,
         fit,
@@ -145,6 +147,11 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
         metrics["train_wall_time_s"] = round(result.wall_time_s + alone_result.wall_time_s, 3)
         metrics["train_cpu_time_s"] = round(result.cpu_time_s + alone_result.cpu_time_s, 3)
         history["without_teacher"] = alone_result.history
+    weak = weak_teacher(teacher_acc, data.num_classes,
+                        metrics.get("without_teacher_test_accuracy_pct"), len(data.y_test))
+    if weak:  # e.g. a teacher trained on raw inputs, fed normalised ones
+        print(f"warning: {desc}: {weak}", file=sys.stderr, flush=True)
+    metrics["teacher_warning"] = weak  # also in the report; None when the teacher is fine
     student.cpu()
     return metrics, history
 

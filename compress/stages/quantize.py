@@ -226,7 +226,8 @@ def metric_names(cfg: QuantizeConfig) -> tuple[str, ...]:
             "fp32_val_accuracy_pct", "accuracy_drop_pts", "setting", "excluded_nodes",
             "faster_than_fp32", "int8_weight_fraction", "size_bytes", "fp32_size_bytes",
             "calibration_method", "quantization_mode", "int8_ops", "float_ops", "note",
-            *(f"speedup_vs_fp32_b{b}" for b in _select_batches(cfg)), *target_metric_names(cfg))
+            "warning", *(f"speedup_vs_fp32_b{b}" for b in _select_batches(cfg)),
+            *target_metric_names(cfg))
 
 
 def _select_batches(cfg: QuantizeConfig, shape: list[int] | None = None) -> list[int]:
@@ -267,10 +268,12 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     else:
         copy_model(chosen["path"], out)  # with its external weights file, if it has one
         target, target_meta = cpu_target_metrics(out), None
-    warning = _slow_warning(cfg, ctx.stage_id, chosen, faster)
     metrics = _metrics(cfg, chosen, ev, out, src.path, faster) | target
     _stamp(cfg, ctx, src, out, chosen, metrics, len(data.y_test), target_meta, shape)
     metrics["size_bytes"] = model_size_bytes(out)
+    warning = int8_warning(cfg, ctx.stage_id, chosen, faster, metrics["size_bytes"],
+                           metrics["fp32_size_bytes"])
+    metrics["warning"] = warning  # the report lists every stage's warning
 
     def public(c: dict) -> dict:
         return {k: v for k, v in c.items() if k != "path"}
@@ -347,12 +350,22 @@ def _check_speed(cfg, stage_id: str, chosen: dict) -> bool:
     return faster
 
 
-def _slow_warning(cfg, stage_id: str, chosen: dict, faster: bool) -> str | None:
-    if faster or cfg.target != "cpu":
+def int8_warning(cfg, stage_id: str, chosen: dict, faster: bool, size_bytes: int,
+                 fp32_size_bytes: int) -> str | None:
+    """What the int8 model is worse at than its fp32 input, printed and returned: not faster at
+    every batch size (cpu target), larger on disk (a small model's scales, zero points and Q/DQ
+    nodes can outweigh its 4x smaller weights); None when neither."""
+    worse = []
+    if not faster and cfg.target == "cpu":
+        worse.append(f"not faster than fp32 at every batch size on this CPU "
+                     f"({_speedups_text(chosen.get('latency') or {})})")
+    if size_bytes > fp32_size_bytes:
+        worse.append(f"larger than fp32 ({size_bytes:,} vs {fp32_size_bytes:,} bytes: its "
+                     "quantization parameters and Q/DQ nodes outweigh the smaller weights)")
+    if not worse:
         return None
-    warning = (f"the int8 model ({chosen['setting']}) is not faster than fp32 at every batch "
-               f"size on this CPU ({_speedups_text(chosen.get('latency') or {})}): int8 kernels "
-               "do not pay off for this model here; keep fp32 or make the model larger per op")
+    warning = (f"the int8 model ({chosen['setting']}) is {' and '.join(worse)}: int8 does not "
+               "pay off for this model here; keep fp32 or make the model larger per op")
     print(f"warning: {stage_id}: {warning}", file=sys.stderr)
     return warning
 

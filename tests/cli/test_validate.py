@@ -45,7 +45,8 @@ def test_x_arrays_of_different_shapes_are_named(tmp_path):
     res = _validate(tmp_path / "p.yaml")
     # assert
     assert res.exit_code == 2
-    assert "x_test has 12 features, x_train 13" in res.output
+    assert "x_test has 12 features, x_train 13; expected 13 features per row in x_test (as in " \
+        "x_train), got 12" in res.output and "needs the samples" not in res.output
 
 
 def test_good_data_is_described(tmp_path):
@@ -57,6 +58,7 @@ def test_good_data_is_described(tmp_path):
     # assert
     assert res.exit_code == 0, res.output
     assert "ok: pipeline 'table'" in res.output and "10 test samples" in res.output
+    assert "pipeline 'table', 1 stage: teacher (train)" in res.output  # not "1 stages"
     assert "2 classes" in res.output
 
 

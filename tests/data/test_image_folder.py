@@ -183,3 +183,28 @@ def test_an_image_pipeline_ships_a_model_that_classifies_png_files(tmp_path, cap
         np.testing.assert_array_equal(classify.image_input(f, pre["image"]), want)
     assert len(list((root / ".cache").glob("images-*.npy"))) == 1  # decoded under the run
     assert load_dataset(cfg.data).class_labels == [str(d) for d in range(10)]
+
+
+def test_every_bad_image_file_is_named_in_one_message(tmp_path):
+    # setup: two files that are no image, one GIF, two truncated PNGs
+    folder = _folder(tmp_path / "imgs")
+    for name in ("a/0.png", "c/3.png"):
+        (folder / name).write_bytes(b"not an image")
+    Image.new("RGB", (8, 8)).save(folder / "b" / "9.gif", "GIF")
+    (folder / "b" / "9.gif").rename(folder / "b" / "9.png")
+    # execute
+    with pytest.raises(DataError) as header_err:
+        load_image_folder_raw(ImageFolderData(path=str(folder)))
+    for name in ("a/0.png", "c/3.png", "b/9.png"):
+        _write(folder / name)
+    for name in ("a/1.png", "c/2.png"):
+        (folder / name).write_bytes((folder / name).read_bytes()[:-30])
+    with pytest.raises(DataError) as decode_err:
+        load_image_folder_raw(ImageFolderData(path=str(folder)))
+    # assert: all of them, in one run each
+    msg = str(header_err.value)
+    assert msg.startswith("3 bad image files: ") and "a/0.png: not an image" in msg
+    assert "c/3.png: not an image" in msg and "b/9.png: a GIF image" in msg
+    msg = str(decode_err.value)
+    assert msg.startswith("2 image files do not decode: ") and "a/1.png: cannot decode" in msg
+    assert "c/2.png: cannot decode" in msg and msg.endswith("replace or remove them")

@@ -147,3 +147,21 @@ def test_the_readme_lists_the_files_to_ship(tmp_path):
     assert lines[0].startswith("Files to ship, together in one folder")
     assert "- `s/model.onnx.data`: 80,000 bytes, sha256 `" + "b" * 64 + "`" in lines
     assert _files_to_ship({"files": files[:1]}) == []
+
+
+def test_inspect_counts_and_names_the_weights_file(tmp_path):
+    # setup
+    from compress.onnx.inspection import format_inspection, inspect_file
+
+    path = _external_model(tmp_path / "m")
+    onnx_bytes, data_bytes = path.stat().st_size, (64 * 300 + 300 * 10) * 4
+    # execute
+    info = inspect_file(path)
+    text = CliRunner().invoke(cli, ["inspect", str(path)]).output
+    # assert
+    assert info["size_bytes"] == onnx_bytes + data_bytes == model_size_bytes(path)
+    assert info["external_data"] == [{"file": "model.onnx.data", "size_bytes": data_bytes}]
+    assert info["params"] == 64 * 300 + 300 * 10
+    assert text.splitlines()[0] == (
+        f"{path}: onnx, {onnx_bytes + data_bytes:,} bytes (model.onnx {onnx_bytes:,} + weights "
+        f"file model.onnx.data {data_bytes:,})") == format_inspection(info).splitlines()[0]

@@ -167,3 +167,20 @@ def test_gates_decide_which_front_model_ships(tmp_path):
     ship, why = ship_choice(cfg, manifest, tmp_path)
     # assert: int8 is on the front but fails the drop gate; the fp32 student meets it
     assert ship == "student_fp32" and "meets every gate" in why
+
+
+def test_the_ship_reason_says_the_int8_model_is_also_larger(tmp_path):
+    # setup: int8 dominated by its fp32 export and a larger file (a small table's MLP)
+    manifest = _bench_manifest(tmp_path, {"teacher_onnx": 1.0, "student_fp32": 0.1,
+                                          "student_int8": 0.12},
+                               {"teacher_onnx": 98.0, "student_fp32": 97.0, "student_int8": 97.0})
+    bench = artifacts.read_json(tmp_path / "bench" / "bench.json")
+    bench["models"]["student_int8"]["size_bytes"] = 7219
+    bench["models"]["student_fp32"]["size_bytes"] = 5476
+    artifacts.write_json(tmp_path / "bench" / "bench.json", bench)
+    # execute
+    ship, why = ship_choice(_cfg(None), manifest, tmp_path)
+    # assert
+    assert ship == "student_fp32"
+    assert "not `student_int8`: dominated by student_fp32" in why
+    assert "and larger (7,219 vs 5,476 bytes)" in why

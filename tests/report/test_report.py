@@ -114,3 +114,72 @@ def test_summary_shows_cold_latency_intervals_and_the_paired_test():
     assert "p50 cold cache, batch 1, 1 thr" in table and "speed-up cold cache" in table
     assert "| `b` * | 98.50 % [97.5-99.0] |" in table and "+0.50 pts (p 0.62) |" in table
     assert fmt_ci(0.44, 8.6) == " [440 us - 8.60 ms]"  # bounds either side of 1 ms: both units
+
+
+def _two_bench_run(tiny_run, tmp_path):
+    """tiny_run's folder copied, plus a later bench of batch 1 only (as digits' bench_targets)
+    of other models; the gates read the first bench."""
+    import shutil
+
+    from compress import artifacts
+
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny_run[0], root)
+    manifest = artifacts.read_json(root / "manifest.json")
+    bench = artifacts.read_json(root / "bench" / "bench.json")
+    entry = bench["models"]["teacher_onnx"]
+    entry["latency"] = {"b1_t1": entry["latency"]["b1_t1"]}
+    later = {**bench, "baseline": "students_only", "accuracy_tests": [],
+             "models": {"students_only": entry, "other_student": entry}}
+    (root / "late").mkdir()
+    artifacts.write_json(root / "late" / "bench.json", later)
+    artifacts.write_text(root / "late" / "bench.md", "late bench")
+    manifest["stages"]["late"] = {**manifest["stages"]["bench"], "primary": "late/bench.json"}
+    manifest["gate_bench"] = "bench"
+    artifacts.write_json(root / "manifest.json", manifest)
+    return root, manifest
+
+
+def test_the_summary_and_the_plain_plots_are_the_gated_bench(tiny_run, tmp_path, monkeypatch):
+    # setup
+    from compress.report import plots
+
+    root, manifest = _two_bench_run(tiny_run, tmp_path)
+    drawn = {}
+    real = plots.plot_accuracy_latency
+    monkeypatch.setattr(plots, "plot_accuracy_latency", lambda bench, path: (
+        drawn.__setitem__(path.name, sorted(bench["models"])), real(bench, path)))
+    # execute
+    out = write_report(root, manifest)
+    # assert: the gated bench is the headline; the later one is drawn too, under its own name
+    assert drawn == {"accuracy_vs_latency.png": ["teacher_onnx"],
+                     "accuracy_vs_latency_late.png": ["other_student", "students_only"]}
+    for png in ("accuracy_vs_latency_late.png", "size_late.png", "size.png",
+                "energy_per_inference.png"):
+        assert (root / png).read_bytes()[:8] == PNG_MAGIC and png in out["files"]
+    text = out["markdown"]
+    assert text.index("## Summary: bench `bench` (the bench the gates read)") < \
+        text.index("![accuracy vs latency](accuracy_vs_latency.png)") < \
+        text.index("## Summary: bench `late`") < \
+        text.index("![accuracy vs latency late](accuracy_vs_latency_late.png)"), text[:3000]
+
+
+def test_report_summary_prints_the_gated_bench_first(tiny_run, tmp_path):
+    # setup
+    from click.testing import CliRunner
+
+    from compress.cli.pipeline import report
+
+    root, _ = _two_bench_run(tiny_run, tmp_path)
+    # execute: the command `make demo` ends with, in this process
+    res = CliRunner().invoke(report, [str(root), "--summary"])
+    # assert
+    assert res.exit_code == 0, res.output
+    first, second = res.stdout.split("bench `late`")
+    assert first.startswith("bench `bench` (the bench the gates read):\n\n| model |")
+    assert "| `teacher_onnx` " in first and "students_only" not in first
+    # one batch size: one latency column and one speed-up, not the same figure twice
+    head = second.split("\n")[2]
+    assert head.count("p50 batch 1, 1 thr") == 1 and "| p50 cold cache, batch 1" in head
+    assert "speed-up (batch 1, 1 thr) |" in head and "/ large" not in head
+    assert "| 1.00x |" in second and "1.00x / 1.00x" not in second

@@ -101,6 +101,7 @@ def test_int8_slower_than_fp32_is_kept_or_fails_as_asked(tiny_onnx, tmp_path, mo
     else:
         metrics = run_single(cfg, data_cfg, arts, tmp_path / "q").metrics
         assert metrics["faster_than_fp32"] is False
+        assert "not faster than fp32 at every batch size" in metrics["warning"]
         assert (tmp_path / "q" / "model.onnx").is_file()
         assert (tmp_path / "q" / "model.json").is_file()
 
@@ -224,3 +225,19 @@ def test_qat_exports_an_int8_model_that_ort_runs(compress_run, tmp_path):
     session = make_session(path, 1)
     assert session.get_inputs()[0].name == "input"
     assert session.get_outputs()[0].name == "logits"
+
+
+def test_an_int8_file_larger_than_fp32_is_warned_about(capsys):
+    # setup: wine's student as measured in issue 28 (7,219 bytes int8, 5,476 fp32), and faster
+    cfg = QuantizeConfig(id="q", input="m")
+    chosen = {"setting": "qdq_u8s8", "latency": {"b1": {"speedup": 1.3}}}
+    # execute
+    larger = qstage.int8_warning(cfg, "q", chosen, True, 7219, 5476)
+    both = qstage.int8_warning(cfg, "q", {**chosen, "latency": {"b1": {"speedup": 0.7}}},
+                               False, 7219, 5476)
+    fine = qstage.int8_warning(cfg, "q", chosen, True, 2000, 5476)
+    # assert
+    assert "is larger than fp32 (7,219 vs 5,476 bytes" in larger and "faster" not in larger
+    assert "not faster than fp32 at every batch size on this CPU (b1: 0.70x) and larger" in both
+    assert fine is None
+    assert capsys.readouterr().err.count("warning: q: the int8 model (qdq_u8s8)") == 2

@@ -1,0 +1,30 @@
+"""ORT sessions: a model that does not fit the data is refused with a hint that fits the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from compress.errors import ArtifactError
+from compress.measure.ort import check_input_shape, make_session
+
+
+def test_a_foreign_model_of_other_data_gets_a_hint_about_the_data(tmp_path):
+    # setup: a model made elsewhere (no compress metadata) taking 3 features
+    w = numpy_helper.from_array(np.ones((3, 2), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    # execute / assert: not "export it from a checkpoint" (there is none)
+    with pytest.raises(ArtifactError) as exc:
+        check_input_shape(make_session(tmp_path / "m.onnx", 1), [5], tmp_path / "m.onnx")
+    msg = str(exc.value)
+    assert "model input is ['N', 3] but the data's samples are ['N', 5]; give the data this " \
+        "model takes (`--data` on the command line, `data:` in a pipeline)" in msg
+    assert "checkpoint" not in msg
