@@ -57,7 +57,7 @@ def _module(model, data, fn: str, trust_code: bool) -> nn.Module:
     python, factory: ...}` with trust_code, the module looked up from the working folder)."""
     from torch import nn
 
-    from compress.models import build_model, python
+    from compress.models import python
 
     if isinstance(model, nn.Module):
         python.check_output(model, data.input_shape, data.num_classes, f"compress.{fn}")
@@ -77,8 +77,10 @@ def _module(model, data, fn: str, trust_code: bool) -> nn.Module:
     except Exception as e:
         raise ConfigError(f"compress.{fn}: argument 'model': an nn.Module or a model spec "
                           f"mapping ({str(e).splitlines()[0]})") from e
-    with python.trust_code(trust_code):
-        built = build_model(spec, data.input_shape, data.num_classes)
+    from compress.models.weights import initial_model
+
+    with python.trust_code(trust_code):  # `weights:` in the spec loads too
+        built = initial_model(spec, data.input_shape, data.num_classes, f"compress.{fn}")[0]
         python.check_output(built, data.input_shape, data.num_classes, f"compress.{fn}")
     return built
 

@@ -335,6 +335,10 @@ def _resolve_stage(st: Any, base_dir: Path | None, source: str) -> Any:
             else:
                 st["teacher"] = holder_new
     model = st.get("model")
+    if isinstance(model, dict) and isinstance(model.get("weights"), str) and base_dir:
+        w = Path(model["weights"]).expanduser()  # `weights:` of any family, like `onnx:`
+        model = st["model"] = {**model, "weights": str(w if w.is_absolute()
+                                                       else (base_dir / w).resolve())}
     if isinstance(model, dict) and model.get("arch") == "python":
         try:
             st["model"] = python.resolve(model, base_dir)

@@ -21,20 +21,25 @@ from compress.data.csv import CsvData, load_csv_raw
 from compress.data.digits import DigitsData, load_digits_raw
 from compress.data.image_folder import ImageFolderData, decode_cache, load_image_folder_raw
 from compress.data.mnist1d import Mnist1dData, load_mnist1d_raw
+from compress.data.mnist5k import Mnist5kData, load_mnist5k_raw
 from compress.data.npz import NpzData, load_npz_raw
 from compress.data.pydoc import PydocData, TextCorpus, load_pydoc_corpus
-from compress.data.splits import RawSplits
+from compress.data.splits import RawSplits, keep_labels
 from compress.data.tables import SklearnData, load_sklearn_raw
 from compress.errors import DataError
 
 TEXT_SOURCES = frozenset({"pydoc"})  # sentences, no arrays: read by the text stages only
 DataConfig = Annotated[
-    DigitsData | Mnist1dData | NpzData | SklearnData | CsvData | ImageFolderData | PydocData,
+    DigitsData | Mnist1dData | NpzData | SklearnData | CsvData | ImageFolderData | Mnist5kData
+    | PydocData,
     Field(discriminator="source")]
 
 _LOADERS = {"digits": load_digits_raw, "mnist1d": load_mnist1d_raw, "npz": load_npz_raw,
             "sklearn": load_sklearn_raw, "csv": load_csv_raw,
-            "image_folder": load_image_folder_raw}
+            "image_folder": load_image_folder_raw, "mnist5k": load_mnist5k_raw}
+# ImageNet's per-channel statistics of pixels / 255 (torchvision's pretrained weights expect
+# them); one grey channel gets their average, the grey repeated into RGB would see about that.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # How samples are laid out, by the number of axes of x (batch first). NF: a table, one mean
 # and one std per feature; the others: one per channel (axis 1), shared along L or H, W.
 LAYOUTS = {2: "NF", 3: "NCL", 4: "NCHW"}
@@ -58,6 +63,8 @@ class Dataset:
     class_labels: list[str] = field(default_factory=list)
     source_steps: dict = field(default_factory=dict)  # file -> raw sample, e.g. {"image": ...}
     spec: Any = None  # the config it was loaded from (in-memory data: compress.data.ArraysData)
+    # training inputs without labels (labels_per_class), normalised like x_train; None = none
+    x_unlabeled: np.ndarray | None = None
 
     @property
     def input_shape(self) -> list[int]:
@@ -99,15 +106,18 @@ def _load_cached(_key: str, cfg) -> Dataset | TextCorpus:
     if cfg.source == "pydoc":
         return load_pydoc_corpus(cfg)  # sentences: no arrays to normalise
     raw: RawSplits = _LOADERS[cfg.source](cfg)
+    raw = keep_labels(raw, getattr(cfg, "labels_per_class", None), cfg.seed,
+                      f"data source '{cfg.source}'")
     return normalise_raw(cfg.source, raw, cfg)
 
 
 def normalise_raw(name: str, raw: RawSplits, spec: Any) -> Dataset:
     """Checked raw splits -> a normalised Dataset that remembers the spec it came from."""
-    return dataclasses.replace(_normalise(name, raw), spec=spec)
+    fixed = getattr(spec, "normalize", "train") == "imagenet"
+    return dataclasses.replace(_normalise(name, raw, fixed), spec=spec)
 
 
-def _normalise(name: str, raw: RawSplits) -> Dataset:
+def _normalise(name: str, raw: RawSplits, imagenet: bool = False) -> Dataset:
     # Statistics come from the training split only, so val/test stay unseen. Axis 1 is the
     # feature (NF) or channel axis: a table's features, on scales 1,000x apart, each get their
     # own statistics instead of one shared mean that squashes the small ones to constants.
@@ -115,6 +125,10 @@ def _normalise(name: str, raw: RawSplits) -> Dataset:
     mean = raw.x_train.mean(axis=axes, dtype=np.float64)
     std = raw.x_train.std(axis=axes, dtype=np.float64)
     std = np.where(std < 1e-8, 1.0, std)
+    if imagenet:
+        channels = raw.x_train.shape[1]
+        mean = np.asarray(IMAGENET_MEAN if channels == 3 else [np.mean(IMAGENET_MEAN)])
+        std = np.asarray(IMAGENET_STD if channels == 3 else [np.mean(IMAGENET_STD)])
     shape = [1, -1] + [1] * (raw.x_train.ndim - 2)
     m, s = mean.reshape(shape), std.reshape(shape)
 
@@ -130,6 +144,7 @@ def _normalise(name: str, raw: RawSplits) -> Dataset:
         x_test=norm(raw.x_test), y_test=raw.y_test.astype(np.int64),
         mean=[float(v) for v in mean], std=[float(v) for v in std],
         num_classes=num_classes, class_labels=labels, source_steps=raw.source_steps,
+        x_unlabeled=None if raw.x_unlabeled is None else norm(raw.x_unlabeled),
     )
 
 
@@ -138,7 +153,9 @@ def describe_data(data: Dataset | TextCorpus) -> str:
     if isinstance(data, TextCorpus):
         return (f"{data.name}, {len(data.train)} train / {len(data.val)} val / "
                 f"{len(data.test)} test sentences")
-    return (f"{data.name}, {len(data.x_train)} train / {len(data.x_val)} val / "
+    unlabeled = ("" if data.x_unlabeled is None
+                 else f" (+ {len(data.x_unlabeled)} unlabeled)")
+    return (f"{data.name}, {len(data.x_train)} train{unlabeled} / {len(data.x_val)} val / "
             f"{len(data.x_test)} test samples of shape {data.input_shape}, "
             f"{data.num_classes} classes")
 
@@ -186,6 +203,7 @@ def normalise_with(x: np.ndarray, mean: list[float], std: list[float]) -> np.nda
 from compress.data.arrays import ArraysData, from_arrays, from_torch  # noqa: E402  (API)
 
 __all__ = ["ArraysData", "from_arrays", "from_torch", "TEXT_SOURCES", "CsvData", "DataConfig",
-           "Dataset", "DigitsData", "ImageFolderData", "Mnist1dData", "NpzData", "PydocData",
+           "Dataset", "DigitsData", "ImageFolderData", "Mnist1dData", "Mnist5kData", "NpzData",
+           "PydocData",
            "SklearnData", "TextCorpus", "content_sha256", "decode_cache", "describe_data",
            "load_dataset"]

@@ -20,11 +20,16 @@ from pydantic import Field
 
 from compress.data.npz import raw_splits_from
 from compress.data.problems import listed
-from compress.data.splits import RawSplits, SplitFields, check_class_counts, stratified_split
+from compress.data.splits import (
+    LabelledSplitFields,
+    RawSplits,
+    check_class_counts,
+    stratified_split,
+)
 from compress.errors import DataError
 
 
-class CsvData(SplitFields):
+class CsvData(LabelledSplitFields):
     source: Literal["csv"] = "csv"
     path: str = Field(description="the .csv file (header row first); relative paths start at "
                                   "the pipeline file")

@@ -7,10 +7,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from compress.data.splits import RawSplits, SplitFields, stratified_split
+from compress.data.splits import LabelledSplitFields, RawSplits, stratified_split
 
 
-class DigitsData(SplitFields):
+class DigitsData(LabelledSplitFields):
     source: Literal["digits"] = "digits"
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="fraction held out for test")
 

@@ -23,7 +23,12 @@ from pydantic import Field
 
 from compress.artifacts import sha256_file, sha256_json
 from compress.data.problems import listed
-from compress.data.splits import RawSplits, SplitFields, check_class_counts, stratified_split
+from compress.data.splits import (
+    LabelledSplitFields,
+    RawSplits,
+    check_class_counts,
+    stratified_split,
+)
 from compress.errors import DataError
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -32,10 +37,17 @@ CHUNK = 256  # images decoded per write into the memory map: bounds the decoding
 CACHE_FORMAT = 1
 RESIZE = ("Pillow Image.resize((W, H), Image.Resampling.BILINEAR) after the mode conversion "
           "(antialiased when shrinking), only when the file is not already H x W")
+# Pretrained networks expect the statistics they were trained with, not this data's: the
+# normalisation is the data's (every model of a pipeline sees the same inputs), so it is a data
+# field, which the weights' origin decides.
+Normalize = Literal["train", "imagenet"]
+NORMALIZE_HELP = ("train: per-channel mean/std of the training split; imagenet: ImageNet's "
+                  "(0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) on pixels / 255, as "
+                  "ImageNet-pretrained weights (torchvision's) expect")
 _CACHE_DIR: ContextVar[Path | None] = ContextVar("compress_image_cache", default=None)
 
 
-class ImageFolderData(SplitFields):
+class ImageFolderData(LabelledSplitFields):
     source: Literal["image_folder"] = "image_folder"
     path: str = Field(description="folder with one sub-folder per class (or train/ val/ test/ "
                                   "sub-folders of that shape); relative to the pipeline file")
@@ -43,6 +55,7 @@ class ImageFolderData(SplitFields):
         None, description="[H, W] in pixels every image is resized to (bilinear); default: "
         "keep the files' size, which must then be the same for all")
     channels: Literal[1, 3] = Field(3, description="3 = RGB (alpha dropped), 1 = greyscale (L)")
+    normalize: Normalize = Field("train", description=NORMALIZE_HELP)
     test_fraction: float = Field(0.2, gt=0, lt=0.5,
                                  description="held out for test when there is no test/ folder")
 
@@ -218,10 +231,19 @@ def decode_file(p: Path, size: tuple[int, int], channels: int) -> np.ndarray:
     try:
         with Image.open(p) as img:
             img.load()  # a truncated file fails here, not at open
-            img = img.convert("RGB" if channels == 3 else "L")
+            img = img.convert("RGB" if channels == 3 else "L")  # decoding errors surface here
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{p}: cannot decode it ({str(e).splitlines()[0][:120]}); the file is "
                         "damaged or truncated: replace or remove it") from e
+    return to_model_pixels(img, size, channels)
+
+
+def to_model_pixels(img, size: tuple[int, int], channels: int) -> np.ndarray:
+    """A Pillow image as uint8 (C, H, W) at `size`: the mode conversion (greyscale repeated into
+    3 channels for RGB) and the resize every image source shares (RESIZE)."""
+    from PIL import Image
+
+    img = img.convert("RGB" if channels == 3 else "L")
     if img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     a = np.asarray(img, dtype=np.uint8)

@@ -7,10 +7,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from compress.data.splits import RawSplits, SplitFields, stratified_split
+from compress.data.splits import LabelledSplitFields, RawSplits, stratified_split
 
 
-class Mnist1dData(SplitFields):
+class Mnist1dData(LabelledSplitFields):
     source: Literal["mnist1d"] = "mnist1d"
     num_samples: int = Field(10000, ge=100, le=2_000_000, description="samples generated in all")
     test_fraction: float = Field(0.2, gt=0, lt=0.5, description="fraction held out for test")

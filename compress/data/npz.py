@@ -15,13 +15,13 @@ import numpy as np
 from pydantic import Field
 
 from compress.artifacts import sha256_file
-from compress.data.splits import RawSplits, SplitFields, stratified_split
+from compress.data.splits import LabelledSplitFields, RawSplits, SplitFields, stratified_split
 from compress.errors import DataError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 
-class NpzData(SplitFields):
+class NpzData(LabelledSplitFields):
     source: Literal["npz"] = "npz"
     path: str = Field(description="the .npz file; relative paths start at the pipeline file")
     sha256: str | None = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,16 @@ class SplitFields(BaseModel):
     )
 
 
+class LabelledSplitFields(SplitFields):
+    """The split fields of sources with labelled arrays, plus the few-labels regime."""
+
+    labels_per_class: int | None = Field(
+        None, ge=1, description="keep this many labelled training samples per class (seeded, "
+        "class-balanced); the rest of the training split becomes unlabeled data, which "
+        "`distill` can use as its transfer set (transfer: unlabeled). Val and test never change. "
+        "null = every training label")
+
+
 MIN_PER_CLASS = 3
 
 
@@ -36,6 +47,30 @@ class RawSplits:
     class_labels: list[str] = field(default_factory=list)
     # how a file on disk becomes one raw sample, e.g. {"image": {...}} (compress.preprocessing)
     source_steps: dict = field(default_factory=dict)
+    # training samples whose labels are set aside (labels_per_class): inputs only
+    x_unlabeled: np.ndarray | None = None
+
+
+def keep_labels(raw: RawSplits, per_class: int | None, seed: int, where: str) -> RawSplits:
+    """`per_class` labelled training samples of every class (seeded, class-balanced); the rest
+    of the training split goes to `x_unlabeled`. Val and test are untouched."""
+    if per_class is None:
+        return raw
+    counts = np.bincount(raw.y_train, minlength=raw.num_classes)
+    if counts.min() < per_class:
+        c = int(counts.argmin())
+        name = raw.class_labels[c] if raw.class_labels else str(c)
+        raise DataError(f"{where}: labels_per_class {per_class} is more than the training split "
+                        f"holds of class '{name}' ({int(counts[c])}); use at most "
+                        f"{int(counts.min())}, or null for every label")
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(raw.y_train), dtype=bool)
+    for c in range(raw.num_classes):
+        members = np.flatnonzero(raw.y_train == c)
+        keep[rng.choice(members, size=per_class, replace=False)] = True
+    # original order kept: the trainer shuffles every epoch
+    return dataclasses.replace(raw, x_train=raw.x_train[keep], y_train=raw.y_train[keep],
+                               x_unlabeled=raw.x_train[~keep])
 
 
 def stratified_split(

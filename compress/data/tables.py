@@ -9,12 +9,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from compress.data.splits import RawSplits, SplitFields, stratified_split
+from compress.data.splits import LabelledSplitFields, RawSplits, stratified_split
 
 TABLES = ("wine", "breast_cancer", "iris")
 
 
-class SklearnData(SplitFields):
+class SklearnData(LabelledSplitFields):
     source: Literal["sklearn"] = "sklearn"
     name: Literal["wine", "breast_cancer", "iris"] = Field(
         description="which scikit-learn table (sklearn.datasets.load_<name>)")

@@ -11,6 +11,7 @@ from compress.models.python import PythonSpec
 from compress.models.specs import (
     AnySpec,
     MlpSpec,
+    MobileNetV2Spec,
     ModelSpec,
     ResNetSpec,
     RnnSpec,
@@ -22,6 +23,7 @@ from compress.models.specs import (
 def build_model(spec, input_shape: list[int], num_classes: int):
     """Build an untrained model for inputs shaped `input_shape` (no batch axis)."""
     from compress.models.mlp import MLP
+    from compress.models.mobilenet_v2 import MobileNetV2
     from compress.models.resnet import ResNet
     from compress.models.rnn import RNN
     from compress.models.transformer import Transformer
@@ -32,7 +34,8 @@ def build_model(spec, input_shape: list[int], num_classes: int):
         from compress.models import python
 
         return python.build(spec, input_shape, num_classes)
-    families = {MlpSpec: MLP, ResNetSpec: ResNet, RnnSpec: RNN, TransformerSpec: Transformer}
+    families = {MlpSpec: MLP, ResNetSpec: ResNet, RnnSpec: RNN, TransformerSpec: Transformer,
+                MobileNetV2Spec: MobileNetV2}
     return families[type(spec)](spec, input_shape, num_classes)
 
 
@@ -40,6 +43,6 @@ def count_params(model) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-__all__ = ["AnySpec", "ModelSpec", "MlpSpec", "PythonSpec", "ResNetSpec", "RnnSpec",
-           "TransformerSpec",
+__all__ = ["AnySpec", "ModelSpec", "MlpSpec", "MobileNetV2Spec", "PythonSpec", "ResNetSpec",
+           "RnnSpec", "TransformerSpec",
            "build_model", "count_params", "parse_model_spec"]

@@ -19,15 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from compress.errors import ConfigError
+from compress.models.fields import WeightsField
 
 TRUST_ENV = "COMPRESS_TRUST_CODE"  # inherited by the fresh processes that measure memory
 _FACTORY = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
 
-class PythonSpec(BaseModel):
+class PythonSpec(WeightsField):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     arch: Literal["python"] = "python"

@@ -17,8 +17,10 @@ from pydantic import (
     field_validator,
 )
 
+from compress.models.fields import WeightsField
 
-class MlpSpec(BaseModel):
+
+class MlpSpec(WeightsField):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     arch: Literal["mlp"] = "mlp"
@@ -41,7 +43,7 @@ class ResBlockSpec(BaseModel):
     )
 
 
-class ResNetSpec(BaseModel):
+class ResNetSpec(WeightsField):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     arch: Literal["resnet"] = "resnet"
@@ -67,7 +69,7 @@ class ResNetSpec(BaseModel):
         return self.stem or self.width, blocks
 
 
-class RnnSpec(BaseModel):
+class RnnSpec(WeightsField):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     arch: Literal["rnn"] = "rnn"
@@ -89,7 +91,7 @@ class EncoderLayerSpec(BaseModel):
     ff: PositiveInt = Field(description="feed-forward hidden units of this layer")
 
 
-class TransformerSpec(BaseModel):
+class TransformerSpec(WeightsField):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     arch: Literal["transformer"] = "transformer"
@@ -136,9 +138,18 @@ class TransformerSpec(BaseModel):
         return [EncoderLayerSpec(heads=self.heads, ff=self.ff) for _ in range(self.layers)]
 
 
+class MobileNetV2Spec(WeightsField):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arch: Literal["mobilenet_v2"] = "mobilenet_v2"
+    width_mult: float = Field(1.0, gt=0, le=4, description="channel multiplier (torchvision's); "
+                              "must match the weights' (1.0 for the ImageNet checkpoint)")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier")
+
+
 from compress.models.python import PythonSpec  # noqa: E402  (no torch: it finds, not imports)
 
-AnySpec = MlpSpec | ResNetSpec | RnnSpec | TransformerSpec | PythonSpec
+AnySpec = MlpSpec | ResNetSpec | RnnSpec | TransformerSpec | MobileNetV2Spec | PythonSpec
 ModelSpec = Annotated[AnySpec, Field(discriminator="arch")]
 _SPEC = TypeAdapter(ModelSpec)
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compress import artifacts
-from compress.errors import StageError
-from compress.models import ModelSpec, ResNetSpec, build_model, count_params
+from compress.errors import DataError, StageError
+from compress.models import ModelSpec, ResNetSpec, count_params
+from compress.models.fields import weights_sha256
 from compress.onnx.foreign import check_foreign_onnx, file_sha256
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 from compress.trainer.options import FIT_METRICS as TRAIN_METRICS
@@ -44,6 +45,10 @@ class DistillConfig(StageConfig, TrainOptions, DistillOptions):
         default_factory=lambda: ResNetSpec(width=8, stages=2), description="student architecture"
     )
     hint: HintConfig | None = Field(None, description="optional feature distillation")
+    transfer: Literal["labeled", "unlabeled"] = Field(
+        "labeled", description="the transfer set the teacher labels: labeled = the training "
+        "split; unlabeled = it plus the data's unlabeled images (data.labels_per_class), on "
+        "which only the teacher's soft labels count (Hinton et al.'s transfer set)")
     compare_without_teacher: bool = Field(
         True, description="also train the student on labels alone (same seed and epochs) and "
         "report the difference; doubles the stage's training time"
@@ -62,6 +67,10 @@ class DistillConfig(StageConfig, TrainOptions, DistillOptions):
         return {"teacher": [self.teacher] if isinstance(self.teacher, str) else []}
 
     def check_files(self, data) -> None:
+        from compress.models.weights import check_weights
+
+        check_transfer(self, data)
+        check_weights(self.model, data, "model.weights")
         if isinstance(self.teacher, OnnxTeacher):
             check_foreign_onnx(self.teacher.onnx, data, "teacher.onnx")
 
@@ -69,17 +78,43 @@ class DistillConfig(StageConfig, TrainOptions, DistillOptions):
         payload = super().hash_payload()
         if isinstance(self.teacher, OnnxTeacher):
             payload["teacher_sha256"] = file_sha256(self.teacher.onnx)
+        if self.model.weights is not None:
+            payload["weights_sha256"] = weights_sha256(self.model)
         return payload
 
 
 def metric_names(cfg: DistillConfig) -> tuple[str, ...]:
     names = (*TRAIN_METRICS, "teacher_test_accuracy_pct", "teacher_params",
              "compression_params_x", "temperature", "alpha", "teacher_runtime", "warning",
-             "teacher_warning")
+             "teacher_warning", "transfer", "transfer_samples")
     if cfg.compare_without_teacher:
         names += ("without_teacher_test_accuracy_pct", "without_teacher_val_accuracy_pct",
                   "distillation_gain_pts")
     return names
+
+
+def check_transfer(cfg: DistillConfig, data) -> None:
+    """transfer: unlabeled needs unlabeled images: refused before anything is written."""
+    unlabeled = getattr(data, "x_unlabeled", None)
+    if cfg.transfer == "unlabeled" and (unlabeled is None or len(unlabeled) == 0):
+        raise DataError("field 'transfer': unlabeled, but the data has no unlabeled images; set "
+                        "labels_per_class in data (the rest of the training split becomes "
+                        "unlabeled) or use transfer: labeled")
+
+
+def transfer_set(data, cfg: DistillConfig):
+    """The data distillation trains on: with transfer: unlabeled, the labelled training split
+    plus the unlabeled images, whose label -1 leaves them to the teacher's soft targets."""
+    import dataclasses
+
+    import numpy as np
+
+    check_transfer(cfg, data)
+    if cfg.transfer == "labeled":
+        return data
+    x = np.concatenate([data.x_train, data.x_unlabeled])
+    y = np.concatenate([data.y_train, np.full(len(data.x_unlabeled), -1, dtype=np.int64)])
+    return dataclasses.replace(data, x_train=x, y_train=y)
 
 
 def teacher_params(teacher: nn.Module) -> int:
@@ -119,10 +154,13 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
     if warning:
         print(f"warning: {desc}: {warning}", file=sys.stderr, flush=True)
     distiller = Distiller(student, teacher, torch.as_tensor(data.x_train[:2]), cfg, cfg.hint,
-                          cfg.label_smoothing)
-    result = fit(distiller, data, cfg, loss_fn=distiller.loss, progress=progress,
-                 desc=f"{desc} (distill)")
+                          cfg.label_smoothing, cache_teacher=cfg.augment_shift == 0)
+    result = fit(distiller, transfer_set(data, cfg), cfg, loss_fn=distiller.loss,
+                 progress=progress, desc=f"{desc} (distill)")
     metrics = fit_metrics(student, data, result, who=desc)
+    metrics["transfer"] = cfg.transfer
+    metrics["transfer_samples"] = len(data.x_train) + (
+        len(data.x_unlabeled) if cfg.transfer == "unlabeled" else 0)
     metrics.update({
         "teacher_test_accuracy_pct": teacher_acc,
         "teacher_params": t_params,
@@ -175,15 +213,18 @@ def _teacher(cfg: DistillConfig, ctx: StageContext, data) -> nn.Module:
 @register_stage(DistillConfig, produces="checkpoint", metrics=metric_names)
 def distill(cfg: DistillConfig, ctx: StageContext) -> StageResult:
     from compress.models.checkpoint import checkpoint_payload
+    from compress.models.weights import initial_model
     from compress.trainer.training import seed_everything
 
     data = ctx.dataset()
     teacher = _teacher(cfg, ctx, data)
     # Seed before building: the initial weights must not depend on what ran earlier.
     seed_everything(cfg.seed)
-    student = build_model(cfg.model, data.input_shape, data.num_classes)
+    student, weights = initial_model(cfg.model, data.input_shape, data.num_classes, ctx.stage_id)
     metrics, history = distill_model(student, teacher, data, cfg, ctx.progress, ctx.stage_id)
     payload = checkpoint_payload(student, cfg.model, data, ctx.data_cfg, cfg, metrics)
+    if weights is not None:
+        payload["weights"] = weights
     artifacts.save_checkpoint(ctx.out_dir / "model.pt", payload)
     artifacts.write_json(ctx.out_dir / "history.json", history)
     return StageResult(primary="model.pt", metrics=metrics)

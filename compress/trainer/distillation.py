@@ -9,6 +9,7 @@ a student layer's output, through a learned 1x1 projection, and a teacher layer'
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -27,8 +28,12 @@ def distillation_loss(
     temperature: float,
     alpha: float,
     label_smoothing: float = 0.0,
+    unlabeled: bool = False,
 ) -> torch.Tensor:
-    """alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(student, targets)."""
+    """alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(student, targets).
+
+    `unlabeled`: targets of -1 mark samples without a label (a transfer set of unlabeled
+    images): the soft term covers every sample, CE the labelled ones only (0 if none are)."""
     t = temperature
     soft = F.kl_div(
         F.log_softmax(student_logits.float() / t, dim=1),
@@ -38,7 +43,12 @@ def distillation_loss(
     ) * (t * t)
     if alpha >= 1.0:
         return soft
-    hard = F.cross_entropy(student_logits.float(), targets, label_smoothing=label_smoothing)
+    if unlabeled:
+        hard = F.cross_entropy(student_logits.float(), targets, ignore_index=-1,
+                               reduction="sum", label_smoothing=label_smoothing)
+        hard = hard / (targets >= 0).sum().clamp(min=1)
+    else:
+        hard = F.cross_entropy(student_logits.float(), targets, label_smoothing=label_smoothing)
     return alpha * soft + (1.0 - alpha) * hard
 
 
@@ -77,13 +87,18 @@ class Distiller(nn.Module):
 
     def __init__(self, student: nn.Module, teacher: nn.Module, example: torch.Tensor,
                  opts: DistillOptions, hint: HintConfig | None = None,
-                 label_smoothing: float = 0.0):
+                 label_smoothing: float = 0.0, cache_teacher: bool = False):
         super().__init__()
         self.student = student
         # A plain attribute, not a submodule: the teacher is neither trained nor saved.
         object.__setattr__(self, "_teacher", teacher.eval().requires_grad_(False))
         self.opts, self.hint, self.label_smoothing = opts, hint, label_smoothing
         self._feats: dict[str, torch.Tensor] = {}
+        # Without augmentation every epoch shows the teacher the same samples: its logits are
+        # computed once per sample (keyed by the sample's bytes) instead of once per epoch,
+        # which for a large pretrained teacher over an unlabeled transfer set is most of the time.
+        self._logits: dict[bytes, torch.Tensor] | None = (
+            {} if cache_teacher and hint is None else None)
         self.proj: nn.Module | None = None
         if hint is not None:
             s_mod = _module(student, hint.student_layer, "student", "student_layer")
@@ -115,12 +130,24 @@ class Distiller(nn.Module):
         self._teacher.to(*args, **kwargs)
         return super().to(*args, **kwargs)
 
+    def _teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self._logits is None:
+            return self._teacher(x)
+        keys = [_sample_key(row) for row in x.detach().cpu()]
+        todo = [i for i, k in enumerate(keys) if k not in self._logits]
+        if todo:
+            new = self._teacher(x[todo]).detach()
+            for i, row in zip(todo, new, strict=True):
+                self._logits[keys[i]] = row
+        return torch.stack([self._logits[k] for k in keys])
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         student_feat = self._feats.get("s")
         with torch.no_grad():
-            teacher_logits = self._teacher(x)
+            teacher_logits = self._teacher_logits(x)
         loss = distillation_loss(logits, teacher_logits, targets, self.opts.temperature,
-                                 self.opts.alpha, self.label_smoothing)
+                                 self.opts.alpha, self.label_smoothing,
+                                 getattr(self.opts, "transfer", "labeled") == "unlabeled")
         if self.proj is not None:
             s = self.proj(student_feat)
             t = self._feats["t"].detach()
@@ -132,6 +159,10 @@ class Distiller(nn.Module):
                     t = _pool(t, s.shape[2:])
             loss = loss + self.hint.weight * F.mse_loss(s.float(), t.float())
         return loss
+
+
+def _sample_key(x: torch.Tensor) -> bytes:
+    return hashlib.blake2b(x.numpy().tobytes(), digest_size=16).digest()
 
 
 def _channels_first(model: nn.Module, module: nn.Module, out) -> torch.Tensor:

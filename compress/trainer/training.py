@@ -22,7 +22,7 @@ from torch import nn
 
 from compress.errors import ConfigError, StageError
 from compress.models import count_params
-from compress.trainer import distributed
+from compress.trainer import distributed, finetune
 from compress.trainer.baseline import baseline_metrics
 from compress.trainer.batches import TrainBatches, epoch_plan, loader_workers
 from compress.trainer.devices import MixedPrecision, resolve_device
@@ -103,13 +103,9 @@ def accuracy_pct(logits: torch.Tensor, y) -> float:
 
 
 def _optimizer(model: nn.Module, o: TrainOptions, steps_per_epoch: int):
-    # No weight decay on biases and norm parameters: decaying them only hurts.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": o.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    # No weight decay on biases and norm parameters: decaying them only hurts. A fine-tuned
+    # backbone may learn more slowly than the head (compress.trainer.finetune).
+    groups = finetune.param_groups(model, o, o.lr)
     if o.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.momentum > 0)
     elif o.optimizer == "adam":
@@ -125,7 +121,8 @@ def _optimizer(model: nn.Module, o: TrainOptions, steps_per_epoch: int):
         per_step = True
     elif o.schedule == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=o.lr, epochs=o.epochs, steps_per_epoch=steps_per_epoch
+            opt, max_lr=[g["lr"] for g in groups], epochs=o.epochs,
+            steps_per_epoch=steps_per_epoch
         )
         per_step = True
     elif o.schedule == "plateau":
@@ -212,6 +209,8 @@ def fit(
              if progress and not _terminal(sys.stderr) else None)
     for epoch in bar:
         net.train()
+        if getattr(o, "freeze_epochs", 0):
+            finetune.freeze_backbone(model, epoch < o.freeze_epochs)
         plan = epoch_plan(n, o.batch_size, gen, world, o.augment_shift, x_train.ndim - 2)
         # Summed on the device: reading the loss at every step would wait for the GPU.
         total = torch.zeros((), dtype=torch.float64, device=device)

@@ -80,3 +80,48 @@ def test_a_teacher_that_makes_the_student_worse_is_warned_about(tmp_path, capsys
     assert m["warning"].startswith("the same student trained without the teacher is ")
     assert "distillation hurt this student" in m["warning"]
     assert f"warning: student: {m['warning']}" in capsys.readouterr().err
+
+
+def test_distillation_learns_from_the_unlabeled_images(tmp_path):
+    # setup: 5 labels per class on digits, the other ~1,100 training images unlabeled; a
+    # teacher trained on every label (a plain checkpoint-free module is enough here)
+    import numpy as np
+
+    import compress
+    from compress.data import DigitsData, load_dataset
+
+    full = load_dataset(DigitsData())
+    few = load_dataset(DigitsData(labels_per_class=5))
+    teacher = compress.train({"arch": "mlp", "hidden": [64]}, full, epochs=6, lr=0.01,
+                             batch_size=128, device="cpu").model
+    opts = {"epochs": 6, "lr": 0.01, "alpha": 1.0, "device": "cpu", "patience": None,
+            "batch_size": 128, "compare_without_teacher": False}
+    student = {"arch": "mlp", "hidden": [32]}
+    # execute
+    labeled = compress.distill(teacher, student, few, transfer="labeled", **opts)
+    unlabeled = compress.distill(teacher, student, few, transfer="unlabeled", **opts)
+    # assert: the transfer set counted the unlabeled images, and they taught the student more
+    assert unlabeled.metrics["transfer_samples"] == 50 + len(few.x_unlabeled)
+    assert labeled.metrics["transfer_samples"] == 50
+    assert unlabeled.metrics["train_samples"] == 50  # labelled training samples
+    assert unlabeled.metrics["test_accuracy_pct"] > labeled.metrics["test_accuracy_pct"] + 10
+    assert np.bincount(few.y_train).tolist() == [5] * 10
+
+
+def test_unlabeled_targets_count_in_the_soft_term_only():
+    # setup
+    import torch
+
+    from compress.trainer.distillation import distillation_loss
+
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    y = torch.tensor([1, -1, 2, -1, -1, 0])
+    # execute
+    mixed = distillation_loss(s, t, y, 2.0, 0.5, unlabeled=True)
+    none = distillation_loss(s, t, torch.full((6,), -1), 2.0, 0.5, unlabeled=True)
+    # assert: CE over the three labelled rows only; none labelled leaves the soft term alone
+    soft = distillation_loss(s, t, y.clamp(min=0), 2.0, 1.0)
+    ce = torch.nn.functional.cross_entropy(s[y >= 0], y[y >= 0])
+    torch.testing.assert_close(mixed, 0.5 * soft + 0.5 * ce)
+    torch.testing.assert_close(none, 0.5 * soft)
