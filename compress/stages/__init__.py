@@ -25,7 +25,7 @@ MODULES = {
     "quantize": "quantize", "convert": "convert", "bench": "bench",
     "pretrained": "pretrained", "embed_distill": "embed_distill", "embed_export": "embed_export",
     "embed_quantize": "embed_quantize", "embed_bench": "embed_bench",
-    "explain": "explain", "import": "import_onnx",
+    "explain": "explain", "import": "import_onnx", "search": "search",
 }
 
 
