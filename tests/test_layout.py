@@ -56,7 +56,7 @@ def test_lower_layers_import_no_stage_and_no_command():
     # setup / execute
     imports = _imports()
     lower = ("compress.measure", "compress.report", "compress.trainer", "compress.onnx",
-             "compress.models", "compress.data", "compress.text")
+             "compress.models", "compress.data", "compress.text", "compress.search")
     # assert
     bad = {m: sorted(d for d in deps if _is_stage(d) or d.startswith("compress.cli"))
            for m, deps in imports.items() if m.startswith(lower)}

@@ -16,8 +16,8 @@ def measure_references(refs: dict[str, tuple[str, Path]], pick_graph: Path | Non
 
     from compress.measure.latency import measure_interleaved
     from compress.measure.ort import accuracy_pct, batch_of, make_session, predict
-    from compress.onnx.contract import export_onnx
     from compress.onnx.external import model_size_bytes
+    from compress.onnx.quick import quick_export
     from compress.trainer.distillation import load_model
 
     if not refs:
@@ -28,7 +28,7 @@ def measure_references(refs: dict[str, tuple[str, Path]], pick_graph: Path | Non
             if kind == "checkpoint":
                 model, _ = load_model(Path(path), data.input_shape, role=f"reference {name}")
                 path = Path(tmp) / f"{name}.onnx"
-                export_onnx(model.cpu().eval(), torch.as_tensor(data.x_test[:2]), path, 18)
+                quick_export(model.cpu().eval(), torch.as_tensor(data.x_test[:2]), path)
             paths[name] = Path(path)
         if pick_graph is not None:
             paths["__pick__"] = pick_graph

@@ -264,7 +264,6 @@ class TrialRunner:
         the fp32 one; ({setting: p50 ms}, {setting: path}), setting "off" being fp32."""
         import torch
 
-        from compress.onnx.contract import export_onnx
         from compress.onnx.quantization import (
             CalibrationConfig,
             Quantizer,
@@ -272,10 +271,11 @@ class TrialRunner:
             calibration_sample,
             preprocess,
         )
+        from compress.onnx.quick import quick_export
 
         prefix.mkdir(parents=True, exist_ok=True)
         fp32 = prefix / "fp32.onnx"
-        export_onnx(model.cpu().eval(), torch.as_tensor(self.data.x_test[:2]), fp32, 18)
+        quick_export(model.cpu().eval(), torch.as_tensor(self.data.x_test[:2]), fp32)
         paths = {"off": fp32}
         wanted = {"auto": ["qdq", "qoperator"], "off": []}.get(int8, [int8])
         if wanted:

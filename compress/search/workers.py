@@ -65,7 +65,7 @@ def optimize(job: dict, worker: int = 0) -> None:
     def progress(study, _trial) -> None:  # the best so far on disk after every trial
         write_progress(Path(job["cache_dir"]), study, job["floor_pct"])
 
-    study.optimize(runner, n_trials=left, timeout=timeout, gc_after_trial=True,
+    study.optimize(runner, n_trials=left, timeout=timeout, gc_after_trial=False,
                    callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=states),
                               progress])
 
