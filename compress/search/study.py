@@ -6,6 +6,8 @@ one this search means (same space, same objectives)."""
 from __future__ import annotations
 
 import re
+import time
+import warnings
 from pathlib import Path
 
 from compress.errors import ConfigError
@@ -27,7 +29,7 @@ def open_storage(storage: str, heartbeat: bool = True):
     cannot be reached. A shared storage gets heartbeats, so a trial whose worker died is
     failed and retried by the next worker rather than left RUNNING for ever."""
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -42,18 +44,40 @@ def open_storage(storage: str, heartbeat: bool = True):
             raise ConfigError(f"storage '{storage}': cannot open the journal file "
                               f"({e.strerror}); check the path and its permissions") from e
     kwargs = {}
+    storage = _with_driver(storage)
     if storage.startswith("postgresql"):
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 5}}
-    if heartbeat:
-        kwargs.update(heartbeat_interval=10, grace_period=30,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
-    try:
-        return RDBStorage(storage, **kwargs)
-    except Exception as e:  # sqlalchemy's OperationalError, ArgumentError, a missing driver
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"storage '{redact(storage)}': cannot be reached ({first}); check "
-                          "the server, the URL and its driver (postgresql: pip install "
-                          "psycopg2-binary)") from e
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if heartbeat:
+            kwargs.update(heartbeat_interval=10, grace_period=30,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                              max_retry=1))
+        for attempt in range(3):
+            try:
+                return RDBStorage(storage, **kwargs)
+            except Exception as e:  # OperationalError, ArgumentError, a missing driver
+                # Workers starting at once race to create the tables: the loser retries.
+                if "UniqueViolation" in str(e) and attempt < 2:
+                    time.sleep(1 + attempt)
+                    continue
+                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else \
+                    type(e).__name__
+                raise ConfigError(f"storage '{redact(storage)}': cannot be reached ({first}); "
+                                  "check the server, the URL and its driver (postgresql: pip "
+                                  "install psycopg2-binary)") from e
+    raise AssertionError("unreachable")
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://` names no driver and SQLAlchemy 2 then wants psycopg 3; where only
+    psycopg2 is installed (what the `postgres` extra installs), name it."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def make_sampler(name: str, seed: int, trials: int):

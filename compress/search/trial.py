@@ -139,9 +139,12 @@ class TrialRunner:
         work = self._work(h)
         artifacts.write_json(work / TRIAL_JSON, {**record, "hash": h, "rule": self.rule})
         final = self.folder(h)
-        if final.exists():  # another worker, or an earlier stop of this config, got there first
+        if final.exists():  # an earlier stop of this config under another rule, or a worker
             shutil.rmtree(final, ignore_errors=True)
-        os.replace(work, final)
+        try:
+            os.replace(work, final)
+        except OSError:  # another worker renamed the same trial into place meanwhile
+            shutil.rmtree(work, ignore_errors=True)
 
     def _work(self, h: str) -> Path:
         work = self.cache / "trials" / f".tmp-{h[:16]}-{os.getpid()}"

@@ -173,7 +173,8 @@ def search(cfg: SearchConfig, ctx: StageContext) -> StageResult:
            "space_sha256": space_sha, "where": where,
            "deadline": None if cfg.time_s is None else time.time() + cfg.time_s}
     t0 = time.perf_counter()
-    with _locked(cache):
+    # The default journal is this folder's alone; a named storage is shared by design.
+    with _locked(cache) if cfg.storage is None else contextlib.nullcontext():
         study = open_study(job)
         if cfg.storage is None:
             fail_stale(study)  # trials a killed run left RUNNING: drawn again
