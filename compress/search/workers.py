@@ -70,10 +70,18 @@ def optimize(job: dict, worker: int = 0) -> None:
                               progress])
 
 
+def _spawned(job: dict, worker: int) -> None:
+    """A spawned worker: the parent's consent to run a python model factory carries over."""
+    from compress.models.python import trust_code
+
+    with trust_code(job["trusted"]):
+        optimize(job, worker)
+
+
 def run_workers(job: dict) -> None:
     """`job["workers"]` workers on one study: this process and spawned ones."""
     ctx = mp.get_context("spawn")
-    others = [ctx.Process(target=optimize, args=(job, i), daemon=False)
+    others = [ctx.Process(target=_spawned, args=(job, i), daemon=False)
               for i in range(1, job["workers"])]
     for p in others:
         p.start()

@@ -145,12 +145,17 @@ def metric_names(cfg: SearchConfig) -> tuple[str, ...]:
 
 @register_stage(SearchConfig, produces="checkpoint", metrics=metric_names)
 def search(cfg: SearchConfig, ctx: StageContext) -> StageResult:
+    from compress.models.python import code_trusted
     from compress.search.references import measure_references
     from compress.search.results import trial_rows, write_outputs, write_progress
     from compress.search.study import fail_stale, open_storage
     from compress.search.workers import open_study, run_workers
 
     where = f"stage '{ctx.stage_id}'"
+    if cfg.space.model.get("arch") == "python" and not code_trusted():
+        raise ConfigError(f"{where}, field 'space.model.arch': 'python' imports and runs "
+                          f"{cfg.space.model.get('factory')}; rerun with --trust-code "
+                          "(trust_code=True in the Python API) if you trust that code")
     if cfg.storage is not None:  # an unreachable storage fails before anything is written
         open_storage(cfg.storage, heartbeat=False)
     data = ctx.dataset()
@@ -169,6 +174,7 @@ def search(cfg: SearchConfig, ctx: StageContext) -> StageResult:
     job = {"cfg": cfg, "data": data, "data_cfg": ctx.data_cfg, "teacher_path": str(teacher.path),
            "teacher_kind": teacher.kind, "context": context, "cache_dir": str(cache),
            "floor_pct": floor, "progress": ctx.progress, "workers": cfg.workers,
+           "trusted": code_trusted(),
            "storage": cfg.storage or str(cache / "study.journal"), "study_name": name,
            "space_sha256": space_sha, "where": where,
            "deadline": None if cfg.time_s is None else time.time() + cfg.time_s}
