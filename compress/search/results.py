@@ -48,15 +48,20 @@ def write_progress(cache_dir: Path, study, floor_pct: float) -> None:
     artifacts.write_text(cache_dir / "trials.csv", to_csv(rows))
 
 
-def pick_yaml(chosen: dict, teacher: str, prune_epochs: int) -> str:
-    """The pick as pipeline steps a user can paste (distill, prune, export, quantize)."""
+def pick_yaml(chosen: dict, teacher: str, prune_epochs: int, recipe: dict | None = None) -> str:
+    """The pick as pipeline steps a user can paste (distill, prune, export, quantize), with the
+    recipe fields the search trained every trial with (`recipe`: those not at their default)."""
+    recipe = recipe or {}
     steps = [{"id": "student", "stage": "distill", "teacher": teacher,
               "model": chosen["model"], "temperature": chosen["temperature"],
-              "alpha": chosen["alpha"], "epochs": chosen["epochs"]}]
+              "alpha": chosen["alpha"], "epochs": chosen["epochs"],
+              "compare_without_teacher": False, **recipe}]
     last = "student"
     if chosen.get("prune_ratio"):
         steps.append({"id": "pruned", "stage": "prune", "input": "student", "teacher": teacher,
-                      "ratio": chosen["prune_ratio"], "steps": 1, "epochs": prune_epochs})
+                      "ratio": chosen["prune_ratio"], "steps": 1, "epochs": prune_epochs,
+                      "temperature": chosen["temperature"], "alpha": chosen["alpha"],
+                      **recipe})
         last = "pruned"
     steps.append({"id": "student_fp32", "stage": "export", "input": last})
     setting = chosen.get("int8_setting")
@@ -67,7 +72,8 @@ def pick_yaml(chosen: dict, teacher: str, prune_epochs: int) -> str:
 
 
 def write_outputs(out: Path, rows: list[dict], floor_pct: float, references: dict[str, dict],
-                  meta: dict, teacher: str, prune_epochs: int) -> dict | None:
+                  meta: dict, teacher: str, prune_epochs: int,
+                  recipe: dict | None = None) -> dict | None:
     """front.json/.csv/.png, trials.csv, search.md and pick.yaml in `out`; the pick."""
     from compress.search.pareto import plot_front
 
@@ -93,8 +99,8 @@ def write_outputs(out: Path, rows: list[dict], floor_pct: float, references: dic
     if chosen:
         lines += ["", f"Pick: trial {chosen['number']}, val {chosen['val_accuracy_pct']:.2f} %, "
                   f"p50 {chosen['p50_ms']:.4f} ms. As pipeline steps:", "", "```yaml",
-                  pick_yaml(chosen, teacher, prune_epochs).rstrip(), "```"]
-        artifacts.write_text(out / "pick.yaml", pick_yaml(chosen, teacher, prune_epochs))
+                  pick_yaml(chosen, teacher, prune_epochs, recipe).rstrip(), "```"]
+        artifacts.write_text(out / "pick.yaml", pick_yaml(chosen, teacher, prune_epochs, recipe))
     lines += ["", "## Every trial", "", to_markdown(rows)]
     artifacts.write_text(out / "search.md", "\n".join(lines))
     return chosen

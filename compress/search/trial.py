@@ -250,11 +250,12 @@ class TrialRunner:
         )
         from compress.trainer.training import resolve_device
 
-        recipe = self._recipe(params, self.cfg.prune_epochs if finetune else 0,
-                              ratio=params["prune_ratio"])
+        epochs = self.cfg.prune_epochs if finetune else 0
+        recipe = self._recipe(params, max(1, epochs), ratio=params["prune_ratio"])
         model.cpu()
         example = torch.as_tensor(self.data.x_train[:2])
-        tune = Finetuner(recipe, self.data, self.teacher if finetune else None, False, "search")
+        tune = (Finetuner(recipe, self.data, self.teacher, False, "search") if epochs
+                else lambda m, step: None)
         structured(model, classifier_of(model, self.data.num_classes), example, recipe,
                    self.data, tune, resolve_device(recipe.device), lambda *a: None)
         model.cpu().eval()

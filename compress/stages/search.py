@@ -124,6 +124,15 @@ def _teacher_val(path: Path, kind: str, data) -> float:
     return accuracy_pct(logits, data.y_val)
 
 
+def _recipe_changes(cfg: SearchConfig) -> dict:
+    """The training fields this search set away from their defaults (for pick.yaml)."""
+    fields = [k for k in TrainOptions.model_fields
+              if k not in ("epochs", "distributed", "patience")]
+    changed = {k: getattr(cfg, k) for k in fields
+               if getattr(cfg, k) != TrainOptions.model_fields[k].get_default()}
+    return {**changed, "patience": None}  # trials train every epoch (the rung decides stops)
+
+
 @contextlib.contextmanager
 def _locked(folder: Path):
     """One search per cache folder at a time (the default journal has no other guard)."""
@@ -199,7 +208,7 @@ def search(cfg: SearchConfig, ctx: StageContext) -> StageResult:
             "teacher_val_accuracy_pct": t_val, "search_wall_time_s":
             round(time.perf_counter() - t0, 3), "sampler": cfg.sampler}
     chosen = write_outputs(ctx.out_dir, rows, floor, measured, meta, cfg.teacher,
-                           cfg.prune_epochs)
+                           cfg.prune_epochs, _recipe_changes(cfg))
     if chosen is None:
         top = max(done, key=lambda r: r["val_accuracy_pct"], default=None)
         measured_txt = f"{top['val_accuracy_pct']:.2f} %" if top else "no complete trial"
