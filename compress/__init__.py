@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 _API = ("train", "distill", "prune", "export", "quantize", "bench", "run", "ModelResult",
         "ArtifactResult", "BenchResult", "RunResult")
 __all__ = ["ArtifactResult", "BenchResult", "ModelResult", "RunResult", "__version__", "bench",
-           "data", "distill", "errors", "export", "prune", "quantize", "run", "train"]
+           "data", "distill", "errors", "export", "prune", "quantize", "run", "search", "train"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from compress import data, errors
@@ -38,9 +38,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
         run,
         train,
     )
+    from compress.api_search import search
 
 
 def __getattr__(name: str) -> Any:
+    if name == "search":  # the engine package, callable as the API (compress/search/__init__.py)
+        return importlib.import_module("compress.search")
     if name in _API:
         return getattr(importlib.import_module("compress.api"), name)
     if name in ("data", "errors"):

@@ -46,6 +46,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "explain": ("stages", "explain", "Attribution fidelity of ONNX MODELS (the "
                 "first: the teacher's export) against the teacher, with the randomized-teacher "
                 "and other-class sanity references."),
+    "search": ("search", "search", "Search the student for the TEACHER checkpoint (or "
+               "ONNX model): the fastest model in ONNX Runtime that keeps the accuracy, chosen "
+               "by Optuna over the space given with --space."),
     "compare": ("ci", "compare", "Compare two runs (BASELINE and CANDIDATE: "
                 "exported/<pipeline> folders): accuracy, size and energy as benched, latency of "
                 "both re-measured here, interleaved."),

@@ -91,7 +91,8 @@ def config_params(cls: type[BaseModel], skip: set[str]) -> list[click.Option]:
         if isinstance(default, BaseModel):
             shown = yaml.safe_dump(default.model_dump(mode="json", exclude_none=True),
                                    default_flow_style=True, sort_keys=False).strip()
-        help_text = f"{field.description or ''} [default: {shown}]".strip()
+        help_text = (f"{field.description or ''} [required]" if field.is_required()
+                     else f"{field.description or ''} [default: {shown}]").strip()
         kwargs: dict[str, Any] = {"default": None, "help": help_text}
         origin = typing.get_origin(tp)
         if tp is bool:

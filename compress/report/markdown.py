@@ -233,6 +233,12 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
 
 
     for sid, st in manifest["stages"].items():
+        if st["stage"] == "search" and (root / sid / "search.md").is_file():
+            # the search's own page: every trial, the pick as YAML steps, then the front
+            body = (root / sid / "search.md").read_text().split("\n", 1)[1]
+            lines += ["", f"## Student search `{sid}`", body.rstrip(), "",
+                      f"![Pareto front]({sid}/front.png)"]
+    for sid, st in manifest["stages"].items():
         if st["stage"] == "explain":
             from compress.report.explain import explain_markdown
 

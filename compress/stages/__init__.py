@@ -25,7 +25,7 @@ MODULES = {
     "quantize": "quantize", "convert": "convert", "bench": "bench",
     "pretrained": "text.pretrained", "embed_distill": "text.distill", "embed_export": "text.export",
     "embed_quantize": "text.quantize", "embed_bench": "text.bench",
-    "explain": "explain", "import": "import_onnx",
+    "explain": "explain", "import": "import_onnx", "search": "search",
 }
 
 
