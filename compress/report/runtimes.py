@@ -24,7 +24,7 @@ def runtime_table(bench: dict) -> str:
         for r in names:
             info = table["runtimes"][r]
             if info["status"] != "measured":
-                lines.append(f"| `{model}` | {r} | not installed ({info['install']}) |"
+                lines.append(f"| `{model}` | {r} | {info['status']} ({info['install']}) |"
                              + " - |" * (len(head) - 3))
                 continue
             rec = per.get(r)

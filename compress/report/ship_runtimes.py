@@ -51,8 +51,8 @@ def runtime_ships(root: Path, manifest: dict, index: list[dict]) -> dict | None:
     rows = []
     for runtime, info in table["runtimes"].items():
         if info["status"] != "measured":
-            rows.append({"runtime": runtime, "stage": None, "why": f"not measured: {info['why']}"
-                         f" ({info['install']})"})
+            rows.append({"runtime": runtime, "stage": None,
+                         "why": f"{info['status']}: {info['why']} ({info['install']})"})
             continue
         recs = {m: per[runtime] for m, per in table["models"].items()
                 if m in paths and per.get(runtime, {}).get("loaded") and _p50(per[runtime])}

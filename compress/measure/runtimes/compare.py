@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compress.errors import StageError
 from compress.measure.latency import measure_callables, summarize
 from compress.measure.ort import batch_of
 from compress.measure.runtimes import get_runtime
@@ -46,7 +47,12 @@ def compare_runtimes(paths: dict[str, Path], x_test: np.ndarray, y_test: np.ndar
         table["runtimes"][name] = {"status": "measured", "version": rt.version(),
                                    "threads": threads if rt.in_process else 1}
         if not rt.in_process:
-            _external(rt, table, paths, x_test, y_test, ort_pred, batch_sizes, timing)
+            try:
+                _external(rt, table, paths, x_test, y_test, ort_pred, batch_sizes, timing)
+            except StageError as e:  # npm unreachable, Node too old: this runtime only
+                print(f"warning: runtime {name} skipped: {e}", file=sys.stderr)
+                table["runtimes"][name] = {"status": "failed", "why": str(e),
+                                           "install": rt.install}
             continue
         for model, path in paths.items():
             loaded = rt.load(path, threads)
