@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast demo docs digits-images mnist-transfer lint clean
+.PHONY: install test test-fast demo docs digits-images mnist-transfer lint clean ortweb
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/compress run pipelines/digits.yaml > /dev/null; rc=$$?; echo; \
 	  $(BIN)/compress report exported/digits --summary; exit $$rc
+
+# onnxruntime-web (npm, pinned by compress/measure/runtimes/ortweb/package-lock.json) into the
+# cache folder ~/.cache/compress (or $$COMPRESS_CACHE_DIR): bench `runtimes: [onnxruntime-web]`
+# and examples/web use it; installed on first use otherwise. Needs node and npm.
+ortweb: $(STAMP)
+	$(BIN)/python -m compress.measure.runtimes.ortweb
 
 docs: $(STAMP)
 	$(BIN)/python -m compress.cli.reference

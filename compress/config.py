@@ -27,6 +27,12 @@ _STAGE_CONFIGS = tuple(d.config_cls for d in STAGES.values())
 StageUnion = Annotated[Union[_STAGE_CONFIGS], Field(discriminator="stage")]  # noqa: UP007
 
 
+# compress.measure.runtimes.RUNTIME_NAMES (not imported: the config stays light)
+Runtime = Literal["onnxruntime", "openvino", "onnxruntime-web"]
+RUNTIME_HELP = ("runtime the figure is measured in (the bench's `runtimes:` must list it); "
+                "onnxruntime-web runs 1 thread")
+
+
 class MetricGate(BaseModel):
     """A bound on any metric a stage reports, named `<stage id>.<metric>`."""
 
@@ -35,6 +41,8 @@ class MetricGate(BaseModel):
     metric: str = Field(description="e.g. teacher.test_accuracy_pct or bench.teacher.b1_t1.p50_ms")
     min: float | None = None
     max: float | None = None
+    runtime: Runtime = Field("onnxruntime", description=RUNTIME_HELP + "; the metric is then "
+                             "read from the bench's runtime table: bench.MODEL.RUNTIME.rest")
 
     @model_validator(mode="after")
     def _bounded(self):
@@ -42,7 +50,16 @@ class MetricGate(BaseModel):
             raise ValueError("give min, max or both")
         if "." not in self.metric:
             raise ValueError("metric must be '<stage id>.<metric name>'")
+        if self.runtime != "onnxruntime" and self.metric.count(".") < 2:
+            raise ValueError("a metric read in another runtime is '<bench id>.<model>.<metric>'")
         return self
+
+    def read_as(self) -> str:
+        """The metric's name in the stage's metrics: the runtime after the model id."""
+        if self.runtime == "onnxruntime":
+            return self.metric
+        sid, model, rest = self.metric.split(".", 2)
+        return f"{sid}.{model}.{self.runtime}.{rest}"
 
 
 Cache = Literal["warm", "cold"]
@@ -61,6 +78,13 @@ class SpeedupGate(BaseModel):
     threads: int = Field(1, ge=0)
     min: float = Field(1.0, gt=0, description="required p50 speed-up (1.0 = not slower)")
     cache: Cache = Field("warm", description=CACHE_HELP)
+    runtime: Runtime = Field("onnxruntime", description=RUNTIME_HELP + " (both models in it)")
+
+    @model_validator(mode="after")
+    def _warm_elsewhere(self):
+        if self.runtime != "onnxruntime" and self.cache == "cold":
+            raise ValueError(f"cache: cold is measured in onnxruntime only, not {self.runtime}")
+        return self
 
 
 class GatesConfig(BaseModel):
@@ -209,7 +233,7 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
     g = cfg.gates
     if g is not None:
         for m in g.metrics:
-            _check_metric_gate(m.metric, by_id, source)
+            _check_metric_gate(m.read_as(), by_id, source)
         if g.min_attribution_fidelity is not None or g.explain:
             from compress.gates import gate_explain
 
@@ -253,6 +277,11 @@ def check_graph(cfg: PipelineConfig, source: str) -> None:
                     raise ConfigError(
                         f"{source}: gates, speedups[{i}]: bench '{bench.id}' does not measure "
                         f"batch {sg.batch_size} with {sg.threads} thread(s)")
+                if sg.runtime not in bench.runtimes:
+                    raise ConfigError(
+                        f"{source}: gates, speedups[{i}], field 'runtime': bench '{bench.id}' "
+                        f"does not measure {sg.runtime}; add it to its runtimes: "
+                        f"{[*bench.runtimes, sg.runtime]}")
 
 
 def parse_pipeline(raw: Any, source: str, base_dir: Path | None = None) -> PipelineConfig:

@@ -128,6 +128,9 @@ def evaluate_gates(cfg, manifest: dict, root: Path, candidate: str | None = None
         for sg in g.speedups:
             setting = f"b{sg.batch_size}_t{sg.threads}"
             p50, cache = _p50_key(sg.cache)
+            if sg.runtime != "onnxruntime":  # the bench's runtime table: <model>.<runtime>.*
+                threads = 1 if sg.runtime == "onnxruntime-web" else sg.threads
+                setting, cache = f"{sg.runtime}.b{sg.batch_size}_t{threads}", f", {sg.runtime}"
             fast = _metric(m, bench_id, f"{sg.model}.{setting}.{p50}")
             slow = _metric(m, bench_id, f"{sg.than}.{setting}.{p50}")
             add(f"p50 speed-up {sg.model} vs {sg.than} ({setting}{cache})", ">=", sg.min,
@@ -135,12 +138,12 @@ def evaluate_gates(cfg, manifest: dict, root: Path, candidate: str | None = None
     if g.min_attribution_fidelity is not None:
         _fidelity_gate(cfg, manifest, add)
     for mg in g.metrics:
-        sid, name = mg.metric.split(".", 1)
+        sid, name = mg.read_as().split(".", 1)
         value = _metric(manifest["stages"][sid]["metrics"], sid, name)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ConfigError(f"gates: metric '{mg.metric}' is not a number ({value!r})")
         if mg.min is not None:
-            add(mg.metric, ">=", mg.min, float(value), models=(sid,))
+            add(mg.read_as(), ">=", mg.min, float(value), models=(sid,))
         if mg.max is not None:
-            add(mg.metric, "<=", mg.max, float(value), models=(sid,))
+            add(mg.read_as(), "<=", mg.max, float(value), models=(sid,))
     return results

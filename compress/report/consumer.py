@@ -213,8 +213,10 @@ def _files_to_ship(ship: dict) -> list[str]:
             "`<file name> <sha256>`, the .onnx first)", ""]
 
 
-def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: dict | None) -> str:
+def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: dict | None,
+                    ships: dict | None = None) -> str:
     from compress.measure.ort import read_metadata
+    from compress.report.ship_runtimes import ship_table
 
     name = manifest["pipeline"]
     ship = next((a for a in index if a["ship"]), None)
@@ -251,6 +253,7 @@ def consumer_readme(root: Path, manifest: dict, index: list[dict], test_data: di
                      f"build: `{Path(a['path']).parent}/model.required_operators.config`")
     lines += [
         "",
+        *ship_table(ships),
         "## Inputs and outputs",
         "",
         f"- input `{inp.get('name')}`: {inp.get('dtype')} {inp.get('shape')} "
@@ -310,5 +313,11 @@ def write_consumer_files(root: Path, manifest: dict) -> list[str]:
     index = manifest.get("artifacts") or artifact_index(root, manifest)
     with decode_cache(root / CACHE):  # an image folder decoded by the run is not decoded again
         test_data = write_test_data(root, manifest_data_spec(manifest))
-    artifacts.write_text(root / "README.md", consumer_readme(root, manifest, index, test_data))
-    return ["README.md"] + ([TEST_DATA] if test_data else [])
+    from compress.report.ship_runtimes import runtime_ships, write_model_json
+
+    ships = runtime_ships(root, manifest, index)
+    artifacts.write_text(root / "README.md",
+                         consumer_readme(root, manifest, index, test_data, ships))
+    model_json = write_model_json(root, manifest, index, ships)
+    return (["README.md"] + ([TEST_DATA] if test_data else [])
+            + ([CONTRACT] if model_json else []))

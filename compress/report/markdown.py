@@ -222,8 +222,10 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
     targets = targets_table(manifest)
     if targets:
         lines += ["", *targets]
+    from compress.report.runtimes import runtime_table
+
     for sid, bench in benches.items():
-        lines += ["", f"## Benchmark `{sid}`", "", bench_table(bench)]
+        lines += ["", f"## Benchmark `{sid}`", "", bench_table(bench) + runtime_table(bench)]
     from compress.report.text import embed_bench_table
 
     for sid, st in manifest["stages"].items():

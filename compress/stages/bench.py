@@ -36,8 +36,11 @@ from compress.measure.latency import (
 from compress.measure.memory import measure_memory
 from compress.measure.ort import batch_of
 from compress.measure.peers import DYNAMIC, LABELS, PEER_IDS, STATIC, TORCH, PeersConfig
+from compress.measure.runtimes import RUNTIME_NAMES
+from compress.measure.runtimes.names import flatten_runtimes, runtime_method, runtime_metric_names
 from compress.measure.system import cpu_info, versions
 from compress.report.markdown import bench_table
+from compress.report.runtimes import runtime_table
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage
 
 
@@ -61,6 +64,16 @@ class BenchConfig(StageConfig):
     energy_time_s: float = Field(
         1.0, ge=0, le=600, description="seconds of inference per model and batch size for "
         "energy per inference (longer if the counter needs it); 0 = skip")
+
+    runtimes: list[Literal[RUNTIME_NAMES]] = Field(
+        default_factory=lambda: ["onnxruntime"], min_length=1,
+        description="runtimes each of `models` is also loaded, checked and timed in: "
+        "onnxruntime, openvino (pip install 'compress[openvino]'), onnxruntime-web (Node.js, "
+        "WASM, 1 thread; `make ortweb`); a table per model and runtime: loads or why not, "
+        "test accuracy, agreement with onnxruntime, p50 per batch size (first thread count)")
+    runtime_time_s: float = Field(
+        0.5, gt=0, le=60, description="measured seconds per model, runtime and batch size in "
+        "the runtime table, at least")
 
     references = {"models": {"onnx"}, "peers.checkpoint": {"checkpoint"},
                   "peers.onnx": {"onnx"}}
@@ -205,7 +218,24 @@ def metric_names(cfg: BenchConfig) -> list[str]:
             names += [f"{m}.{setting_name(b, cfg.threads[0])}.energy_mj_per_inference"
                       for b in cfg.batch_sizes]
             names += [f"{m}.energy_mj_per_inference", f"{m}.co2e_g_per_million"]
+    if cfg.runtimes != ["onnxruntime"]:
+        names += runtime_metric_names(cfg.models, cfg.runtimes, cfg.batch_sizes, cfg.threads[0])
     return names
+
+
+def _runtimes(cfg: BenchConfig, cands: dict, data) -> dict | None:
+    """The runtime table (measure/runtimes) of the bench's own models; None for ORT alone."""
+    if cfg.runtimes == ["onnxruntime"]:
+        return None
+    from compress.measure.runtimes.compare import compare_runtimes
+
+    timing = {"warmup_runs": min(cfg.warmup_runs, 10), "min_runs": min(cfg.min_runs, 50),
+              "min_time_s": cfg.runtime_time_s, "max_time_s": cfg.max_time_s}
+    table = compare_runtimes({m: cands[m].path for m in cfg.models}, data.x_test, data.y_test,
+                             {m: cands[m].pred for m in cfg.models}, cfg.runtimes,
+                             cfg.batch_sizes, cfg.threads[0], timing)
+    table["method"] = runtime_method(cfg.runtimes, timing)
+    return table
 
 
 @register_stage(BenchConfig, produces="bench", metrics=metric_names)
@@ -238,6 +268,7 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
                         energy.setdefault(n, {})[f"b{batch}_t{threads}"] = e
         for c in cands.values():
             c.sessions.clear()
+    runtimes = _runtimes(cfg, cands, data)
     del evict  # a buffer larger than the caches: not kept while memory is measured
     batches = [batch_of(data.x_test, b) for b in cfg.batch_sizes]
     for n, c in cands.items():
@@ -253,6 +284,7 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
         "test_samples": len(data.x_test),
         "accuracy_tests": paired_tests(preds, data.y_test),
         "cold_cache": _cold_settings(cfg),
+        **({"runtimes": runtimes} if runtimes else {}),
         "method": _methods(cfg, energy_cfg, models),
         "ort_settings": ort_measure.session_settings(),
         "grid_gco2_per_kwh": energy_cfg.grid_gco2_per_kwh,
@@ -263,7 +295,8 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
         # "pred.<model id>": ids have no dots, so no model can be named like y_test
         np.savez_compressed(f, y_test=data.y_test, **{f"pred.{n}": p for n, p in preds.items()})
     artifacts.write_json(ctx.out_dir / "bench.json", result)
-    artifacts.write_text(ctx.out_dir / "bench.md", bench_table(result) + "\n")
+    artifacts.write_text(ctx.out_dir / "bench.md", bench_table(result) + runtime_table(result)
+                        + "\n")
     return StageResult(primary="bench.json", metrics=flatten_bench(result))
 
 
@@ -343,4 +376,4 @@ def flatten_bench(result: dict) -> dict:
             if i == 0:  # the first batch size listed, first thread count: the headline
                 out[f"{name}.energy_mj_per_inference"] = e["mj_per_inference"]
                 out[f"{name}.co2e_g_per_million"] = e["co2e_g_per_million"]
-    return out
+    return out | flatten_runtimes(result.get("runtimes"))

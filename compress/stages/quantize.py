@@ -38,6 +38,7 @@ from compress.onnx.mobile import (
     fixed_shape,
     target_metric_names,
 )
+from compress.onnx.portable import PORTABLE_METRICS
 from compress.onnx.quantization import (
     RECURRENT_OPS,
     CalibrationConfig,
@@ -56,6 +57,10 @@ from compress.stages.base import StageConfig, StageContext, StageResult, registe
 
 class QuantizeConfig(StageConfig, TargetOptions):
     stage: Literal["quantize"] = "quantize"
+    target: Literal["cpu", "mobile", "portable"] = Field(
+        "cpu", description=f"{TargetOptions.model_fields['target'].description}; portable: "
+        "QDQ, standard ai.onnx ops only, dynamic batch, opset 19, checked to load and predict "
+        "in onnxruntime, OpenVINO (when installed) and onnx's reference evaluator")
     input: str = Field(description="id of the stage whose ONNX model is quantized")
     mode: Literal["static", "dynamic"] = Field(
         "static", description="static: calibrated int8 activations and weights; dynamic: int8 "
@@ -108,6 +113,11 @@ class QuantizeConfig(StageConfig, TargetOptions):
 
     @model_validator(mode="after")
     def _fits_target(self):
+        if self.target == "portable":
+            for name, fits in (("mode", "static"), ("format", "qdq")):
+                if getattr(self, name) not in (fits, "auto"):
+                    raise ValueError(f"target: portable needs {name}: {fits}, not "
+                                     f"{getattr(self, name)}")
         if self.target != "mobile":
             return self
         # NNAPI runs u8 activations x s8 symmetric weights in QDQ form only (ORT's NNAPI EP
@@ -135,6 +145,10 @@ def candidate_settings(cfg: QuantizeConfig, ops: dict[str, int] | None = None) -
         return [Setting("static", "uint8", "qdq", True, per_channel_ops=("Conv",),
                         tag="convpc"), per_tensor]
     ranges = {"auto": [False, True], "true": [True], "false": [False]}[cfg.reduce_range]
+    if cfg.target == "portable":  # static QDQ only: QOperator and dynamic ops are not portable
+        acts = ["uint8", "int8"] if cfg.activation_type == "auto" else [cfg.activation_type]
+        return [Setting("static", a, "qdq", cfg.per_channel, r)
+                for a in acts for r in (ranges if a == "uint8" else [False])]
     dynamic = [Setting("dynamic", "uint8", "qoperator", cfg.per_channel, r) for r in ranges]
     if cfg.mode == "dynamic":
         return dynamic
@@ -227,7 +241,7 @@ def metric_names(cfg: QuantizeConfig) -> tuple[str, ...]:
             "faster_than_fp32", "int8_weight_fraction", "size_bytes", "fp32_size_bytes",
             "calibration_method", "quantization_mode", "int8_ops", "float_ops", "note",
             "warning", *(f"speedup_vs_fp32_b{b}" for b in _select_batches(cfg)),
-            *target_metric_names(cfg))
+            *target_metric_names(cfg), *(PORTABLE_METRICS if cfg.target == "portable" else ()))
 
 
 def _select_batches(cfg: QuantizeConfig, shape: list[int] | None = None) -> list[int]:
@@ -265,6 +279,8 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     if cfg.target == "mobile":
         target, target_meta = finish_mobile(chosen["path"], out, shape, data.x_test,
                                             ctx.stage_id)
+    elif cfg.target == "portable":
+        target, target_meta = _portable(chosen["path"], out, data.x_test, ctx.stage_id)
     else:
         copy_model(chosen["path"], out)  # with its external weights file, if it has one
         target, target_meta = cpu_target_metrics(out), None
@@ -290,6 +306,22 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     })
     shutil.rmtree(work)
     return StageResult(primary="model.onnx", metrics=metrics)
+
+
+def _portable(built: Path, out: Path, x_test, stage_id: str) -> tuple[dict, dict]:
+    """The portable build (onnx/portable.py) loaded and checked in every installed runtime."""
+    from compress.measure.runtimes.check import check_in_runtimes
+    from compress.onnx.portable import build_portable
+
+    meta = build_portable(built, out, stage_id)
+    meta["runtimes"] = check_in_runtimes(out, x_test, stage_id)
+    checked = [r for r in meta["runtimes"].values() if r["checked"]]
+    agree = min(r["agree"] / r["samples"] for r in checked) * 100
+    metrics = cpu_target_metrics(out) | {
+        "target": "portable", "portable_opset": meta["opset"],
+        "portable_runtimes": ", ".join(n for n, r in meta["runtimes"].items() if r["checked"]),
+        "portable_runtimes_agree_pct": agree}
+    return metrics, meta
 
 
 def _measure_candidates(cfg, quantizer, ev, settings, work: Path, batches) -> list[dict]:
@@ -410,6 +442,7 @@ def _stamp(cfg, ctx: StageContext, src, out: Path, chosen: dict, metrics: dict,
                                      "excluded_nodes": chosen["excluded_nodes"]}
     if target_meta:
         meta["compress.target"] = target_meta
+    if shape is not None:
         meta["compress.input"] = {**meta.get("compress.input", {}), "shape": shape}
     set_metadata(out, meta)
     write_contract_json(out)
