@@ -36,6 +36,9 @@ def write_report(root: str | Path, manifest: dict | None = None) -> dict[str, ob
         "stages": {sid: {k: st.get(k) for k in ("stage", "primary", "outputs", "energy")}
                    for sid, st in manifest["stages"].items()},
         "benches": benches,
+        # which bench is drawn under the plain names; plots of a report from before every
+        # bench had its own plots (headline: the last bench) are redrawn
+        "headline": headline, "plots_per_bench": True,
     })
     plots = _previous_plots(root, digest)
     if plots is None:

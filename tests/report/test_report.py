@@ -116,6 +116,24 @@ def test_summary_shows_cold_latency_intervals_and_the_paired_test():
     assert fmt_ci(0.44, 8.6) == " [440 us - 8.60 ms]"  # bounds either side of 1 ms: both units
 
 
+def _stub_drawing(monkeypatch) -> dict:
+    """Plots written as bare PNG headers (drawing is tested above); {file: models drawn} of
+    the accuracy-latency plots."""
+    from compress.report import plots
+
+    drawn = {}
+
+    def accuracy(bench, path):
+        drawn[path.name] = sorted(bench["models"])
+        path.write_bytes(PNG_MAGIC)
+
+    monkeypatch.setattr(plots, "plot_accuracy_latency", accuracy)
+    for name in ("plot_energy", "plot_stage_energy"):
+        monkeypatch.setattr(plots, name, lambda *a: a[-1].write_bytes(PNG_MAGIC))
+    monkeypatch.setattr(plots, "plot_sizes", lambda m, b, path: path.write_bytes(PNG_MAGIC))
+    return drawn
+
+
 def _two_bench_run(tiny_run, tmp_path):
     """tiny_run's folder copied, plus a later bench of batch 1 only (as digits' bench_targets)
     of other models; the gates read the first bench."""
@@ -142,13 +160,8 @@ def _two_bench_run(tiny_run, tmp_path):
 
 def test_the_summary_and_the_plain_plots_are_the_gated_bench(tiny_run, tmp_path, monkeypatch):
     # setup
-    from compress.report import plots
-
     root, manifest = _two_bench_run(tiny_run, tmp_path)
-    drawn = {}
-    real = plots.plot_accuracy_latency
-    monkeypatch.setattr(plots, "plot_accuracy_latency", lambda bench, path: (
-        drawn.__setitem__(path.name, sorted(bench["models"])), real(bench, path)))
+    drawn = _stub_drawing(monkeypatch)
     # execute
     out = write_report(root, manifest)
     # assert: the gated bench is the headline; the later one is drawn too, under its own name
@@ -164,13 +177,14 @@ def test_the_summary_and_the_plain_plots_are_the_gated_bench(tiny_run, tmp_path,
         text.index("![accuracy vs latency late](accuracy_vs_latency_late.png)"), text[:3000]
 
 
-def test_report_summary_prints_the_gated_bench_first(tiny_run, tmp_path):
+def test_report_summary_prints_the_gated_bench_first(tiny_run, tmp_path, monkeypatch):
     # setup
     from click.testing import CliRunner
 
     from compress.cli.pipeline import report
 
     root, _ = _two_bench_run(tiny_run, tmp_path)
+    _stub_drawing(monkeypatch)
     # execute: the command `make demo` ends with, in this process
     res = CliRunner().invoke(report, [str(root), "--summary"])
     # assert
@@ -183,3 +197,16 @@ def test_report_summary_prints_the_gated_bench_first(tiny_run, tmp_path):
     assert head.count("p50 batch 1, 1 thr") == 1 and "| p50 cold cache, batch 1" in head
     assert "speed-up (batch 1, 1 thr) |" in head and "/ large" not in head
     assert "| 1.00x |" in second and "1.00x / 1.00x" not in second
+
+
+def test_a_new_headline_bench_redraws_the_plots(tiny_run, tmp_path, monkeypatch):
+    # setup: the report drawn with the later bench as headline (no gate_bench recorded)
+    _stub_drawing(monkeypatch)
+    root, manifest = _two_bench_run(tiny_run, tmp_path)
+    del manifest["gate_bench"]
+    first = write_report(root, manifest)["files"]
+    # execute: the gates read the first bench
+    second = write_report(root, {**manifest, "gate_bench": "bench"})["files"]
+    # assert: the plain names now hold the gated bench's plots, the other bench its own
+    assert "accuracy_vs_latency_bench.png" in first and "accuracy_vs_latency_late.png" in second
+    assert "accuracy_vs_latency_late.png" not in first
