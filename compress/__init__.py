@@ -14,6 +14,7 @@ The Python API (see docs/your-model.md) is loaded on first use, so that `import 
 from __future__ import annotations
 
 import importlib
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -39,6 +40,18 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
         train,
     )
     from compress.api_search import search
+
+
+class SearchPackage(types.ModuleType):
+    """`compress.search` is both the engine package (compress/search/) and the API function:
+    once the package is imported, Python binds the name to it, so the package takes this class
+    (set in compress/search/__init__.py) and calling it runs the API's search. It lives here, in
+    the package root that owns the public names, so the engine imports nothing above it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from compress.api_search import search
+
+        return search(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

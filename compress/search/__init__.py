@@ -5,17 +5,7 @@ cheap-to-expensive ladder with its folder keyed by the trial's content hash (tri
 Pareto front of val accuracy against ORT latency and the pick (pareto.py)."""
 
 import sys
-import types
 
+from compress import SearchPackage
 
-class _CallableModule(types.ModuleType):
-    """`compress.search` is both this package and the API function: once the package is
-    imported, Python binds the name to it, so calling the package runs the search."""
-
-    def __call__(self, *args, **kwargs):
-        from compress.api_search import search
-
-        return search(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__class__ = SearchPackage
