@@ -11,6 +11,8 @@ from pathlib import Path
 
 from compress import artifacts
 
+CONTRACT_KEYS = ("input", "output", "preprocessing", "class_labels", "metrics", "min_onnxruntime")
+
 
 def _runtime_bench(root: Path, manifest: dict) -> tuple[str, dict] | None:
     """(id, bench.json) of the last bench stage that measured a runtime table."""
@@ -113,18 +115,22 @@ def write_model_json(root: Path, manifest: dict, index: list[dict], ships: dict 
     """`model.json` at the top of the folder: the shipped model's contract (its own model.json)
     and the file to ship per runtime. False when no model is shipped."""
     from compress.errors import CompressError
+    from compress.measure.ort import read_metadata
 
     ship = next((a for a in index if a["ship"]), None)
-    if ship is None or not ship.get("contract"):
+    if ship is None:
         return False
     try:
-        contract = artifacts.read_json(root / ship["contract"])
+        if ship.get("contract"):
+            contract = artifacts.read_json(root / ship["contract"])
+        else:  # an imported model has no model.json of its own: its metadata_props say it
+            meta = read_metadata(root / ship["path"])
+            contract = {k: meta.get(f"compress.{k}") for k in CONTRACT_KEYS}
     except CompressError:
         return False
     artifacts.write_json(root / "model.json", {
         "pipeline": manifest["pipeline"], "ship": ship["path"], "sha256": ship["sha256"],
-        **{k: contract.get(k) for k in ("input", "output", "preprocessing", "class_labels",
-                                        "metrics", "min_onnxruntime")},
+        **{k: contract.get(k) for k in CONTRACT_KEYS},
         "runtimes": (ships or {}).get("rows", []),
     })
     return True

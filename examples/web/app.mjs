@@ -14,7 +14,8 @@ const contract = await (await fetch("run/model.json")).json();
 const row = (contract.runtimes || []).find((r) => r.runtime === "onnxruntime-web" && r.path);
 const file = row ? row.path : contract.ship;
 const session = await ort.InferenceSession.create(`run/${file}`, { executionProviders: ["wasm"] });
-const [, channels, height, width] = contract.input.shape;
+// Number(): a shape written by another tool may hold its dimensions as strings
+const [, channels, height, width] = contract.input.shape.map(Number);
 const pre = contract.preprocessing;
 const labels = contract.class_labels || [];
 $("status").textContent = `${file} (${row ? "chosen for onnxruntime-web" : "the shipped model"}` +

@@ -66,3 +66,22 @@ def test_model_json_holds_the_contract_and_the_table(tmp_path):
     assert written and out["ship"] == "int8/model.onnx"
     assert out["preprocessing"] == {"mean": [4.9], "std": [6.0]}
     assert [r["stage"] for r in out["runtimes"]] == ["int8", "qdq", None]
+
+
+def test_model_json_of_a_model_without_its_own_contract_file_comes_from_its_metadata(
+        tmp_path, tiny_onnx):
+    # setup: an imported model has no model.json beside it
+    import shutil
+
+    from compress.measure.ort import read_metadata
+
+    (tmp_path / "imported").mkdir()
+    shutil.copyfile(tiny_onnx, tmp_path / "imported" / "model.onnx")
+    index = [{"stage": "imported", "path": "imported/model.onnx", "format": "onnx",
+              "ship": True, "sha256": "ab", "test_accuracy_pct": 90.0, "contract": None}]
+    # execute
+    written = write_model_json(tmp_path, {"pipeline": "p", "stages": {}}, index, None)
+    # assert
+    out = artifacts.read_json(tmp_path / "model.json")
+    assert written and out["runtimes"] == []
+    assert out["preprocessing"] == read_metadata(tiny_onnx)["compress.preprocessing"]
