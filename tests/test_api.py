@@ -152,22 +152,31 @@ def test_a_state_dict_teacher_is_one_line_and_a_checkpoint_is_rebuilt(data, tiny
         assert r.metrics["teacher_runtime"] == "pytorch"
 
 
-def test_training_shows_progress_unless_asked_not_to(data, capsys):
+@pytest.fixture(scope="module")
+def small():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = d.images[:, None].astype(np.float32), d.target
+    return compress.data.from_arrays(x[:300], y[:300], x[300:400], y[300:400])
+
+
+def test_training_shows_progress_unless_asked_not_to(small, capsys):
     # execute: stderr is no terminal under pytest, so progress is a plain line per epoch
-    compress.train(UserNet(8), data, **FAST)
+    compress.train(UserNet(8), small, **FAST)
     shown = capsys.readouterr().err
-    compress.train(UserNet(8), data, progress=False, **FAST)
+    compress.train(UserNet(8), small, progress=False, **FAST)
     hidden = capsys.readouterr().err
     # assert
     assert "train: epoch 1/1, train loss" in shown and "val acc" in shown
     assert "epoch" not in hidden
 
 
-def test_a_teacher_that_fails_on_compress_inputs_is_warned_about(data):
+def test_a_teacher_that_fails_on_compress_inputs_is_warned_about(small):
     # setup: an untrained teacher stands in for one trained on raw inputs (near chance here)
     torch.manual_seed(0)
     # execute
-    r = compress.distill(UserNet(8), UserNet(8), data, compare_without_teacher=False,
+    r = compress.distill(UserNet(8), UserNet(8), small, compare_without_teacher=False,
                          progress=False, **FAST)
     # assert
     assert r.metrics["teacher_test_accuracy_pct"] < 30
