@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
         run,
         train,
     )
-    from compress.api_search import search
+    from compress.api.search import search
 
 
 class SearchPackage(types.ModuleType):
@@ -49,7 +49,7 @@ class SearchPackage(types.ModuleType):
     the package root that owns the public names, so the engine imports nothing above it."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from compress.api_search import search
+        from compress.api.search import search
 
         return search(*args, **kwargs)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compress.api import ArtifactResult, DataLike, _config, _dataset, _run_stage
+from compress.api import ArtifactResult, _run_stage
+from compress.api.inputs import DataLike, _config, _dataset
 from compress.errors import ConfigError
 
 
