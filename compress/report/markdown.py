@@ -168,8 +168,8 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
         for key in ("test_accuracy_pct", "baseline_test_accuracy_pct",
                     "without_teacher_test_accuracy_pct", "ort_test_accuracy_pct", "params",
                     "size_bytes",
-                    "epochs_run", "parity_max_abs_diff", "device", "setting", "int8_ops",
-                    "float_ops", "note"):
+                    "epochs_run", "parity_max_abs_diff", "device", "channels_kept", "setting",
+                    "int8_ops", "float_ops", "float_islands", "transposes", "note"):
             if m.get(key) is not None:
                 v = m[key]
                 figures.append(f"{key} {v:.4g}" if isinstance(v, float) else f"{key} {v}")
