@@ -40,7 +40,9 @@ class PruneConfig(StageConfig, TrainOptions, DistillOptions):
         "l2", description="channel ranking: weight magnitude, batch-norm scale, or first-order "
         "Taylor (|weight x gradient|)"
     )
-    ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels (or weights) removed")
+    ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels (or weights) removed; "
+                         "structured, per layer: width x (1 - ratio) kept, to the nearest "
+                         "multiple of round_to")
     head_ratio: float | None = Field(
         None, ge=0, lt=1, description="transformer: fraction of attention heads removed per layer "
         "(whole heads); null = ratio. `ratio` then applies to feed-forward neurons"
@@ -51,7 +53,8 @@ class PruneConfig(StageConfig, TrainOptions, DistillOptions):
     )
     max_layer_ratio: float = Field(0.9, gt=0, le=1, description="global: cap per layer")
     steps: int = Field(3, ge=1, le=50, description="prune/fine-tune rounds to reach `ratio`")
-    round_to: int = Field(8, ge=1, le=256, description="channel counts kept at a multiple of this")
+    round_to: int = Field(8, ge=1, le=256, description="channel counts kept at a multiple of "
+                          "this (a warning where that removes 5+ points more than ratio)")
     epochs: int = Field(5, ge=0, le=10_000, description="fine-tuning epochs after each step")
 
     references = {"input": {"checkpoint"}, "teacher": {"checkpoint"}}
