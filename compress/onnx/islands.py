@@ -43,6 +43,7 @@ def _is_int8_op(node) -> bool:
 
 
 def _why(node, int8_in: bool, island: bool, excluded: dict[str, str]) -> str:
+    """Why `node` runs in float (a reason of `excluded` where the node is one of those)."""
     # ORT renames the nodes it rewrites (a float Conv becomes `<its output>_nchwc`, its output
     # the fused Relu's): match the node's name or an output name of the node in the file.
     for key, why in excluded.items():
@@ -64,14 +65,16 @@ def describe(path: Path, excluded: dict[str, str] | None = None) -> tuple[list[d
     nodes = onnx.load(str(path)).graph.node
     outputs = {n.name: list(n.output) for n in nodes}
     fused = {n.input[0]: n.output[0] for n in nodes if n.op_type in ("Relu", "Clip")}
-    keys = {}
-    for name, why in (excluded or {}).items():
-        keys[name] = why
-        for o in outputs.get(name, []):
-            keys[o] = why
-            if o in fused:
-                keys[fused[o]] = why
-    return float_ops(runtime_graph(path), keys)
+    owner = {}  # every name ORT may give the node -> the node's name in the file
+    for name in excluded or {}:
+        outs = outputs.get(name, [])
+        for k in (name, *outs, *(fused[o] for o in outs if o in fused)):
+            owner[k] = name
+    keys = {k: excluded[n] for k, n in owner.items()}
+    floats, transposes = float_ops(runtime_graph(path), keys)
+    for f in floats:  # named as the model file names it, not as ORT renamed it
+        f["model_node"] = owner.get(f["name"], owner.get(f["name"].removesuffix("_nchwc")))
+    return floats, transposes
 
 
 def float_ops(graph, excluded: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
@@ -124,6 +127,6 @@ def float_ops_text(floats: list[dict]) -> str:
     """"Conv x1 (why: names), ..." grouped by op type and reason; "none" when all int8."""
     groups: dict[tuple[str, str], list[str]] = {}
     for f in floats:
-        groups.setdefault((f["op"], f["why"]), []).append(f["name"])
+        groups.setdefault((f["op"], f["why"]), []).append(f.get("model_node") or f["name"])
     return "; ".join(f"{op} x{len(names)} ({why}: {', '.join(names)})"
                      for (op, why), names in groups.items()) or "none"

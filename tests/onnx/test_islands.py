@@ -47,3 +47,5 @@ def test_a_node_left_float_on_purpose_says_why(tmp_path):
     # assert: ORT renamed the node (NCHWc), its output name still finds the reason
     assert [(f["op"], f["island"], f["why"]) for f in floats] == [
         ("Conv", False, "kept fp32 by placement")]
+    assert floats[0]["model_node"] == "conv1"
+    assert float_ops_text(floats) == "Conv x1 (kept fp32 by placement: conv1)"
