@@ -62,3 +62,19 @@ def build_portable(built: Path, out: Path, stage_id: str) -> dict:
     return {"target": "portable", "opset": PORTABLE_OPSET, "from_opset": int(opset),
             "ops": sorted({n.op_type for n in model.graph.node}),
             "domains": sorted({n.domain or "ai.onnx" for n in model.graph.node})}
+
+
+def portable_target(built: Path, out: Path, x_test, stage_id: str) -> tuple[dict, dict]:
+    """The portable build (onnx/portable.py) loaded and checked in every installed runtime."""
+    from compress.measure.runtimes.check import check_in_runtimes
+    from compress.onnx.mobile import cpu_target_metrics
+
+    meta = build_portable(built, out, stage_id)
+    meta["runtimes"] = check_in_runtimes(out, x_test, stage_id)
+    checked = [r for r in meta["runtimes"].values() if r["checked"]]
+    agree = min(r["agree"] / r["samples"] for r in checked) * 100
+    metrics = cpu_target_metrics(out) | {
+        "target": "portable", "portable_opset": meta["opset"],
+        "portable_runtimes": ", ".join(n for n, r in meta["runtimes"].items() if r["checked"]),
+        "portable_runtimes_agree_pct": agree}
+    return metrics, meta

@@ -55,10 +55,14 @@ class Setting:
     # has no per-channel operand type), so a mobile build keeps Gemm/MatMul per tensor.
     per_channel_ops: tuple[str, ...] | None = None
     tag: str = ""  # appended to the name, to tell settings of another target apart
+    # Nodes left in fp32 by placement (a conv with 1-3 input channels runs slower in int8 than
+    # in fp32 on x86: too little work per output to amortize quantizing its input).
+    keep_float: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return self._base_name + (f"-{self.tag}" if self.tag else "")
+        return (self._base_name + (f"-{self.tag}" if self.tag else "")
+                + ("+fp32-narrow" if self.keep_float else ""))
 
     @property
     def _base_name(self) -> str:
@@ -166,6 +170,7 @@ class Quantizer:
             quantize_static,
         )
 
+        exclude = [*setting.keep_float, *exclude]
         types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         fmt = QuantFormat.QDQ if setting.fmt == "qdq" else QuantFormat.QOperator
         try:
@@ -289,3 +294,13 @@ def int8_ops(path: Path) -> dict[str, dict[str, int]]:
 
 def ops_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items())) or "none"
+
+
+def float_note(float_ops: dict[str, int], dynamic: bool) -> str | None:
+    """Why recurrent ops stay fp32 in an int8 model, or None when it has none."""
+    recurrent = {op: n for op, n in float_ops.items() if op in RECURRENT_OPS}
+    if not recurrent:
+        return None
+    return (f"{ops_text(recurrent)} stay fp32: ONNX Runtime has no int8 kernel for them in "
+            f"{'dynamic' if dynamic else 'static QDQ'} quantization (only LSTM, dynamic); the "
+            "other weighted ops are int8")

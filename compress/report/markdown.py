@@ -115,6 +115,8 @@ def bench_table(result: dict) -> str:
     head += [f"cold p50 [CI], {_setting_name(s)}" for s in cold]
     head += ["peak memory (+ runtime)", "energy / inference", "size ratio"]
     head += [f"speed-up {s}" for s in settings] + [f"cold speed-up {s}" for s in cold]
+    limit = [s for s in settings if "pct_of_limit" in base["latency"][s]]
+    head += [f"% of the limit {s}" for s in limit]
     head += ["acc. drop", f"McNemar vs `{result['baseline']}`: b / c, p"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in models.items():
@@ -144,13 +146,20 @@ def bench_table(result: dict) -> str:
             c = m["latency"][s].get("cold")
             cells.append(f"{base['latency'][s]['cold']['p50_ms'] / c['p50_ms']:.2f}x" if c
                          else "-")
+        cells += [f"{m['latency'][s]['pct_of_limit']:.0f} %" for s in limit]
         cells.append(f"{base['accuracy_pct'] - m['accuracy_pct']:+.2f} pts")
         t = find_paired(result.get("accuracy_tests", []), result["baseline"], name)
         cells.append("-" if t is None or name == result["baseline"] else
                      f"{t['only_a_correct']} / {t['only_b_correct']}, p {t['p_value']:.2g}")
         rows.append("| " + " | ".join(cells) + " |")
     method = result.get("method", {})
-    notes = ["", f"Latency: {method.get('latency', '?')}."] + [""] + summary_notes(result)
+    notes = ["", f"Latency: {method.get('latency', '?')}."]
+    if result.get("limit"):
+        notes += ["", f"Limit: {method.get('limit', '?')}. Measured: " + "; ".join(
+            f"{t['threads'] or 'all'} thread(s): floor {t['floor_ms'] * 1000:.1f} us, fp32 "
+            f"{t['fp32_gmacs']:.0f} GMAC/s, u8s8 {t['int8_gmacs']:.0f} GMAC/s "
+            f"({t['int8_kernel']})" for t in result["limit"].values()) + "."]
+    notes += [""] + summary_notes(result)
     return "\n".join(rows + notes)
 
 
@@ -185,8 +194,8 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
         for key in ("test_accuracy_pct", "baseline_test_accuracy_pct",
                     "without_teacher_test_accuracy_pct", "ort_test_accuracy_pct", "params",
                     "size_bytes",
-                    "epochs_run", "parity_max_abs_diff", "device", "setting", "int8_ops",
-                    "float_ops", "note"):
+                    "epochs_run", "parity_max_abs_diff", "device", "channels_kept", "setting",
+                    "int8_ops", "float_ops", "float_islands", "transposes", "note"):
             if m.get(key) is not None:
                 v = m[key]
                 figures.append(f"{key} {v:.4g}" if isinstance(v, float) else f"{key} {v}")

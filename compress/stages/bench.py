@@ -33,9 +33,18 @@ from compress.measure.latency import (
     evict_size,
     measure_callables,
 )
+from compress.measure.limit import measure_limit, percent_of_limit
 from compress.measure.memory import measure_memory
 from compress.measure.ort import batch_of
-from compress.measure.peers import DYNAMIC, LABELS, PEER_IDS, STATIC, TORCH, PeersConfig
+from compress.measure.peers import (
+    CAREFUL,
+    DYNAMIC,
+    LABELS,
+    PEER_IDS,
+    STATIC,
+    TORCH,
+    PeersConfig,
+)
 from compress.measure.runtimes import RUNTIME_NAMES
 from compress.measure.runtimes.names import flatten_runtimes, runtime_method, runtime_metric_names
 from compress.measure.system import cpu_info, versions
@@ -139,6 +148,7 @@ class _Candidate:
 
 def _onnx_candidate(path: Path, sha256: str, data, role: str, label: str) -> _Candidate:
     from compress.onnx.external import model_files
+    from compress.onnx.macs import count_macs
 
     session = ort_measure.make_session(path, threads=0)
     files = model_files(path)
@@ -150,6 +160,8 @@ def _onnx_candidate(path: Path, sha256: str, data, role: str, label: str) -> _Ca
         # the .onnx and its external weights file(s), if any: what an app must ship
         "size_bytes": sum(p.stat().st_size for p in files), "files": [p.name for p in files],
         "params": onnx_param_count(path), "latency": {},
+        # per sample, by the precision ORT runs them in: what the limit figure divides
+        "macs": count_macs(path, list(data.input_shape)),
     }, path, pred)
 
 
@@ -178,11 +190,12 @@ def _candidates(cfg: BenchConfig, ctx: StageContext, data) -> dict[str, _Candida
         "sha256": ckpt.sha256, **accuracy_record(pred, data.y_test),
         "size_bytes": ckpt.path.stat().st_size, "size_of": "checkpoint file (torch.save)",
         "params": count_params(eager.model), "latency": {},
+        "macs": {"fp32": sum(out[p.onnx].record["macs"].values()), "int8": 0},
     }, ckpt.path, pred, torch=eager)
     seed = getattr(ctx.data_cfg, "seed", 0)
     paths, used = quantize_peers(fp32.path, data.x_train, p.calibration_samples, seed,
                                  ctx.out_dir / "peers", set_metadata)
-    for name in (STATIC, DYNAMIC):
+    for name in (STATIC, CAREFUL, DYNAMIC):
         cand = _onnx_candidate(paths[name], artifacts.sha256_file(paths[name]), data, "peer",
                                LABELS[name])
         # relative: the stage folder is renamed
@@ -211,7 +224,7 @@ def metric_names(cfg: BenchConfig) -> list[str]:
         names += [f"{m}.{k}" for k in MODEL_METRICS]
         if m != cfg.models[0]:
             names.append(f"{m}.accuracy_drop_p_value")
-        names += [f"{m}.{s}.{k}" for s in settings for k in latency]
+        names += [f"{m}.{s}.{k}" for s in settings for k in (*latency, "pct_of_limit")]
         if cfg.memory:
             names.append(f"{m}.memory_peak_bytes")
         if cfg.energy_time_s > 0:
@@ -247,7 +260,9 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
     torch_peer = next((c.torch for c in cands.values() if c.torch is not None), None)
     evict = CacheEvictor() if cfg.cold_runs else None
     energy: dict = {}
+    limits = {}
     for threads in cfg.threads:
+        limits[threads] = measure_limit(threads)
         # Torch's thread count is process-wide; it is set once per setting for the torch peer.
         settings = torch_peer.settings(threads) if torch_peer else contextlib.nullcontext()
         with settings:
@@ -257,8 +272,11 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
                 stats = measure_callables(calls, cfg.warmup_runs, cfg.min_runs, cfg.min_time_s,
                                           cfg.max_time_s, cold_runs=cfg.cold_runs, evict=evict)
                 for n, st in stats.items():
+                    limit = limits[threads].limit_ms(cands[n].record["macs"], batch)
                     cands[n].record["latency"][f"b{batch}_t{threads}"] = {
-                        "batch_size": batch, "threads": threads, **st.as_dict()}
+                        "batch_size": batch, "threads": threads, **st.as_dict(),
+                        "limit_ms": round(limit, 6),
+                        "pct_of_limit": percent_of_limit(limit, st.p50_ms)}
                 if threads == cfg.threads[0] and cfg.energy_time_s > 0:
                     per = inference_energy({n: (f, batch) for n, f in calls.items()},
                                            cfg.energy_time_s, config=energy_cfg)
@@ -285,6 +303,7 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
         "accuracy_tests": paired_tests(preds, data.y_test),
         "cold_cache": _cold_settings(cfg),
         **({"runtimes": runtimes} if runtimes else {}),
+        "limit": {f"t{t}": lim.record() for t, lim in limits.items()},
         "method": _methods(cfg, energy_cfg, models),
         "ort_settings": ort_measure.session_settings(),
         "grid_gco2_per_kwh": energy_cfg.grid_gco2_per_kwh,
@@ -339,6 +358,12 @@ def _methods(cfg: BenchConfig, energy_cfg: EnergyConfig, models: dict) -> dict[s
             f"{CI_LEVEL:.0%} percentile-bootstrap interval of p50 ({CI_RESAMPLES} seeded "
             "resamples); it treats runs as independent, so drift between runs widens the real "
             "uncertainty beyond it"),
+        "limit": ("floor + batch x (fp32 MACs / fp32 peak + int8 MACs / int8 peak) per model, "
+                  "MACs per sample counted from its ONNX graph; floor = p50 of one session.run "
+                  "of a 1-element Add; peaks = ORT's fp32 MatMul and the faster of its u8s8 "
+                  "MatMulInteger / QLinearMatMul on a cache-resident [64x256] x [256x256], "
+                  "measured before each thread setting (docs/measurement.md); % of the limit = "
+                  "limit / p50"),
         "memory": ("peak RSS of a fresh process loading the model and running every batch size "
                    f"10 times at {cfg.threads[0]} thread(s), minus its RSS just before loading "
                    "(interpreter, runtime library and inputs excluded; the library's own RSS is "
@@ -364,7 +389,7 @@ def flatten_bench(result: dict) -> dict:
         if test is not None:
             out[f"{name}.accuracy_drop_p_value"] = test["p_value"]
         for setting, lat in m["latency"].items():
-            for key in LATENCY_METRICS:
+            for key in (*LATENCY_METRICS, "pct_of_limit"):
                 if key in lat:
                     out[f"{name}.{setting}.{key}"] = lat[key]
                 if key in (lat.get("cold") or {}):

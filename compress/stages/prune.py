@@ -9,6 +9,7 @@ the real channel counts, so it rebuilds without pickled code, and `prune.json` w
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
@@ -39,7 +40,9 @@ class PruneConfig(StageConfig, TrainOptions, DistillOptions):
         "l2", description="channel ranking: weight magnitude, batch-norm scale, or first-order "
         "Taylor (|weight x gradient|)"
     )
-    ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels (or weights) removed")
+    ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels (or weights) removed; "
+                         "structured, per layer: width x (1 - ratio) kept, to the nearest "
+                         "multiple of round_to")
     head_ratio: float | None = Field(
         None, ge=0, lt=1, description="transformer: fraction of attention heads removed per layer "
         "(whole heads); null = ratio. `ratio` then applies to feed-forward neurons"
@@ -50,7 +53,8 @@ class PruneConfig(StageConfig, TrainOptions, DistillOptions):
     )
     max_layer_ratio: float = Field(0.9, gt=0, le=1, description="global: cap per layer")
     steps: int = Field(3, ge=1, le=50, description="prune/fine-tune rounds to reach `ratio`")
-    round_to: int = Field(8, ge=1, le=256, description="channel counts kept at a multiple of this")
+    round_to: int = Field(8, ge=1, le=256, description="channel counts kept at a multiple of "
+                          "this (a warning where that removes 5+ points more than ratio)")
     epochs: int = Field(5, ge=0, le=10_000, description="fine-tuning epochs after each step")
 
     references = {"input": {"checkpoint"}, "teacher": {"checkpoint"}}
@@ -67,7 +71,9 @@ def metric_names(cfg: PruneConfig) -> tuple[str, ...]:
     names = ("method", "test_accuracy_pct", "input_test_accuracy_pct", "accuracy_change_pts",
              "params_before", "params", "macs_before", "macs", "val_accuracy_pct", "test_samples",
              "params_reduction_x", "macs_reduction_x")
-    return names + (("sparsity_pct", "note") if cfg.method == "unstructured" else ())
+    if cfg.method == "unstructured":
+        return names + ("sparsity_pct", "note")
+    return names + ("channels_kept", "channel_warnings", "warning")
 
 
 def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | None = None,
@@ -80,8 +86,11 @@ def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | N
 
     from compress.trainer.pruning import (
         Finetuner,
+        channel_report,
+        channels_text,
         classifier_of,
         count_macs,
+        layer_widths,
         sparsity_pct,
         structured,
         unstructured,
@@ -94,6 +103,7 @@ def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | N
     before = {"params": count_params(model), "macs": count_macs(model, example),
               "test_accuracy_pct": accuracy_pct(predict_logits(model, data.x_test, device),
                                                 data.y_test)}
+    widths = layer_widths(model, classifier)
     model.cpu()  # torch-pruning traces the graph with the (CPU) example
     steps: list[dict] = []
 
@@ -137,7 +147,16 @@ def prune_model(model: nn.Module, data, cfg: PruneConfig, teacher: nn.Module | N
         metrics["sparsity_pct"] = round(sparsity_pct(model, classifier), 3)
         metrics["note"] = ("unstructured sparsity: same dense shapes, no speed-up with dense "
                            "kernels; the zeros only help compression of the file")
-    return metrics, {"before": before, "steps": steps}
+        return metrics, {"before": before, "steps": steps}
+    layers, warnings = channel_report(widths, layer_widths(model, classifier), cfg.ratio,
+                                      cfg.round_to)
+    metrics["channels_kept"] = channels_text(layers)
+    metrics["channel_warnings"] = len(warnings)
+    metrics["warning"] = "; ".join(warnings) or None  # the report lists stage warnings
+    print(f"{desc}: channels kept per layer: {metrics['channels_kept']}", file=sys.stderr)
+    for w in warnings:
+        print(f"warning: {desc}: {w}", file=sys.stderr)
+    return metrics, {"before": before, "steps": steps, "layers": layers, "warnings": warnings}
 
 
 @register_stage(PruneConfig, produces="checkpoint", metrics=metric_names)

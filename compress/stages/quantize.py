@@ -9,19 +9,15 @@ accuracy, latency). Accuracy decisions use the validation split; the test split 
 
 from __future__ import annotations
 
-import math
 import shutil
-import sys
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from compress import artifacts
-from compress.errors import StageError
 from compress.measure import ort as ort_measure
-from compress.measure.latency import measure_interleaved
-from compress.measure.ort import batch_of
+from compress.measure.candidates import Evaluator, check_speed, int8_warning, speedup_score
 from compress.measure.system import cpu_info
 from compress.onnx.contract import (
     accuracy_entry,
@@ -30,6 +26,7 @@ from compress.onnx.contract import (
 )
 from compress.onnx.external import copy_model, model_size_bytes
 from compress.onnx.inspection import int8_weight_fraction
+from compress.onnx.islands import float_ops_text, graph_report
 from compress.onnx.mobile import (
     TargetOptions,
     cpu_target_metrics,
@@ -38,19 +35,27 @@ from compress.onnx.mobile import (
     fixed_shape,
     target_metric_names,
 )
-from compress.onnx.portable import PORTABLE_METRICS
+from compress.onnx.placement import (
+    narrow_convs,
+    placement_variants,
+    placement_verdict,
+    sibling_name,
+)
+from compress.onnx.portable import PORTABLE_METRICS, portable_target
 from compress.onnx.quantization import (
     RECURRENT_OPS,
     CalibrationConfig,
     Quantizer,
     Setting,
     calibration_sample,
+    float_note,
     int8_ops,
     node_sensitivity,
     op_counts,
     ops_text,
     preprocess,
 )
+from compress.onnx.rewrite import pools_to_global_average
 from compress.renames import renamed_fields
 from compress.stages.base import StageConfig, StageContext, StageResult, register_stage, source_of
 
@@ -76,6 +81,11 @@ class QuantizeConfig(StageConfig, TargetOptions):
         "qdq", description="QDQ (portable) or QOperator (QLinear* ops); auto = measure both"
     )
     per_channel: bool = Field(True, description="one int8 scale per output channel of a weight")
+    narrow_convs: Literal["auto", "int8"] = Field(
+        "auto", description="auto = also measure every static setting with the convs of fewer "
+        "than `narrow_conv_channels` input channels (an image model's first conv) kept in fp32, "
+        "kept only where faster than all-int8 at every select batch size; int8 = never")
+    narrow_conv_channels: int = Field(8, ge=1, le=1024, description="what counts as narrow")
     reduce_range: Literal["auto", "true", "false"] = Field(
         "auto", description="7-bit weights (avoids int16 saturation of uint8 x int8 on x86 "
         "without VNNI); auto = measure with and without, for uint8 activations"
@@ -132,11 +142,18 @@ class QuantizeConfig(StageConfig, TargetOptions):
         return self
 
 
-def candidate_settings(cfg: QuantizeConfig, ops: dict[str, int] | None = None) -> list[Setting]:
-    """The settings measured. `ops` (op type counts of the float model): static QDQ leaves
-    recurrent ops float (ORT has no QDQ GRU/LSTM) while dynamic has an int8 LSTM and MatMul, so
-    models with those ops get the dynamic settings as candidates too."""
+def candidate_settings(cfg: QuantizeConfig, ops: dict[str, int] | None = None,
+                       narrow: list[str] = ()) -> list[Setting]:
+    """The settings measured, by target. `narrow`: convs the cpu target also tries in fp32."""
     if cfg.target == "mobile":
+        return _mobile_settings(cfg)
+    settings = _cpu_settings(cfg, ops)
+    if cfg.narrow_convs == "auto":
+        settings += placement_variants(settings, list(narrow))
+    return settings
+
+
+def _mobile_settings(cfg: QuantizeConfig) -> list[Setting]:
         # uint8 activations x symmetric int8 weights in QDQ; per channel on Conv only (NNAPI's
         # FULLY_CONNECTED has no per-channel weights) or per tensor everywhere: measured.
         per_tensor = Setting("static", "uint8", "qdq", False, tag="pt")
@@ -144,6 +161,12 @@ def candidate_settings(cfg: QuantizeConfig, ops: dict[str, int] | None = None) -
             return [per_tensor]
         return [Setting("static", "uint8", "qdq", True, per_channel_ops=("Conv",),
                         tag="convpc"), per_tensor]
+
+
+def _cpu_settings(cfg: QuantizeConfig, ops: dict[str, int] | None) -> list[Setting]:
+    """Activation type x format x 7-bit weights. `ops` (op type counts of the float model):
+    static QDQ leaves recurrent ops float (ORT has no QDQ GRU/LSTM) while dynamic has an int8
+    LSTM and MatMul, so models with those ops get the dynamic settings as candidates too."""
     ranges = {"auto": [False, True], "true": [True], "false": [False]}[cfg.reduce_range]
     if cfg.target == "portable":  # static QDQ only: QOperator and dynamic ops are not portable
         acts = ["uint8", "int8"] if cfg.activation_type == "auto" else [cfg.activation_type]
@@ -165,52 +188,6 @@ def candidate_settings(cfg: QuantizeConfig, ops: dict[str, int] | None = None) -
     return out
 
 
-class _Evaluator:
-    """Accuracy (val and test) and latency against fp32, for any model file."""
-
-    def __init__(self, cfg: QuantizeConfig, data, fp32_path: Path):
-        self.cfg, self.data = cfg, data
-        self.fp32 = ort_measure.make_session(fp32_path, cfg.threads)
-        self.input = self.fp32.get_inputs()[0].name
-        self.fp32_val = self.accuracy(self.fp32, data.x_val, data.y_val)
-        self.fp32_test = self.accuracy(self.fp32, data.x_test, data.y_test)
-
-    @staticmethod
-    def accuracy(session, x, y) -> float:
-        return ort_measure.accuracy_pct(ort_measure.predict(session, x), y)
-
-    def evaluate(self, path: Path) -> dict:
-        s = ort_measure.make_session(path, self.cfg.threads)
-        val = self.accuracy(s, self.data.x_val, self.data.y_val)
-        test = self.accuracy(s, self.data.x_test, self.data.y_test)
-        return {"val_accuracy_pct": val, "test_accuracy_pct": test,
-                "val_drop_pts": round(self.fp32_val - val, 4),
-                "test_drop_pts": round(self.fp32_test - test, 4)}
-
-    def speedups(self, paths: dict[str, Path], batch_sizes: list[int], time_s: float) -> dict:
-        """{name: {"b1": {p50_ms, fp32_p50_ms, speedup}, ...}}: every model interleaved with
-        fp32 in one loop per batch size, so drift hits all alike."""
-        sessions = {"fp32": self.fp32}
-        for n, p in paths.items():
-            sessions[n] = ort_measure.make_session(p, self.cfg.threads)
-        out: dict[str, dict] = {n: {} for n in paths}
-        for b in batch_sizes:
-            x = batch_of(self.data.x_test, b)
-            feeds = {n: {self.input: x} for n in sessions}
-            stats = measure_interleaved(sessions, feeds, warmup_runs=10, min_runs=50,
-                                        min_time_s=time_s, max_time_s=20 * time_s)
-            for n in paths:
-                out[n][f"b{b}"] = {"p50_ms": stats[n].p50_ms, "fp32_p50_ms": stats["fp32"].p50_ms,
-                                   "speedup": round(stats["fp32"].p50_ms / stats[n].p50_ms, 4)}
-        return out
-
-
-def _score(lat: dict) -> float:
-    """Geometric mean of the speed-ups over the batch sizes measured."""
-    return math.exp(sum(math.log(v["speedup"]) for v in lat.values()) / len(lat))
-
-
-
 def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials, batches) -> dict:
     """Exclude the most quantization-sensitive nodes one at a time until the val-accuracy budget
     holds or the node budget is spent; every trial is recorded, the best one kept."""
@@ -218,10 +195,12 @@ def _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, best, trials, ba
     probe = quantizer.quantize(qdq, work / "sensitivity.onnx")
     ranking = node_sensitivity(quantizer.float_path, probe, x_debug, ev.input, work)
     excluded: list[str] = []
+    ranking = [r for r in ranking if r["node"] not in setting.keep_float]
     for node in ranking[: cfg.max_excluded_nodes]:
         excluded.append(node["node"])
         path = quantizer.quantize(setting, work / f"trial{len(excluded)}.onnx", excluded)
         trial = {"setting": setting.name, "excluded_nodes": list(excluded),
+                 "keep_float": list(setting.keep_float),
                  "excluded_sqnr_db": node["sqnr_db"], "path": path, **ev.evaluate(path)}
         trial["latency"] = ev.speedups({"trial": path}, batches,
                                        cfg.select_time_s / 2)["trial"]
@@ -239,9 +218,10 @@ def metric_names(cfg: QuantizeConfig) -> tuple[str, ...]:
     return ("test_accuracy_pct", "val_accuracy_pct", "fp32_test_accuracy_pct",
             "fp32_val_accuracy_pct", "accuracy_drop_pts", "setting", "excluded_nodes",
             "faster_than_fp32", "int8_weight_fraction", "size_bytes", "fp32_size_bytes",
-            "calibration_method", "quantization_mode", "int8_ops", "float_ops", "note",
-            "warning", *(f"speedup_vs_fp32_b{b}" for b in _select_batches(cfg)),
-            *target_metric_names(cfg), *(PORTABLE_METRICS if cfg.target == "portable" else ()))
+            "calibration_method", "quantization_mode", "int8_ops", "float_ops", "float_islands",
+            "transposes", "note", "warning",
+            *(f"speedup_vs_fp32_b{b}" for b in _select_batches(cfg)), *target_metric_names(cfg),
+            *(PORTABLE_METRICS if cfg.target == "portable" else ()))
 
 
 def _select_batches(cfg: QuantizeConfig, shape: list[int] | None = None) -> list[int]:
@@ -265,26 +245,30 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     work = ctx.out_dir / "work"
     work.mkdir()
     float_path = work / "float.onnx"
-    preprocess(src.path, float_path)
-    ev = _Evaluator(cfg, data, src.path)
+    preprocess(src.path, work / "pre.onnx")
+    # on this working copy only: the fp32 export stays as exported (its hash, its cache entry)
+    pooled = pools_to_global_average(work / "pre.onnx", float_path)
+    ev = Evaluator(data, src.path, cfg.threads)
     x_calib = calibration_sample(data.x_train, calibration)
     quantizer = Quantizer(float_path, work, calibration, x_calib, ev.input)
-    settings = candidate_settings(cfg, op_counts(float_path))
+    narrow = narrow_convs(float_path, cfg.narrow_conv_channels)
+    settings = candidate_settings(cfg, op_counts(float_path), narrow)
 
     candidates = _measure_candidates(cfg, quantizer, ev, settings, work, batches)
     trials: list[dict] = []
     chosen, why = _choose(cfg, candidates, settings, quantizer, ev, data, work, batches, trials)
-    faster = _check_speed(cfg, ctx.stage_id, chosen)
+    faster = check_speed(chosen, cfg.when_slower, ctx.stage_id)
     out = ctx.out_dir / "model.onnx"
     if cfg.target == "mobile":
         target, target_meta = finish_mobile(chosen["path"], out, shape, data.x_test,
                                             ctx.stage_id)
     elif cfg.target == "portable":
-        target, target_meta = _portable(chosen["path"], out, data.x_test, ctx.stage_id)
+        target, target_meta = portable_target(chosen["path"], out, data.x_test, ctx.stage_id)
     else:
         copy_model(chosen["path"], out)  # with its external weights file, if it has one
         target, target_meta = cpu_target_metrics(out), None
-    metrics = _metrics(cfg, chosen, ev, out, src.path, faster) | target
+    graph = graph_report(chosen, out, batches)
+    metrics = _metrics(cfg, chosen, ev, out, src.path, faster, graph) | target
     _stamp(cfg, ctx, src, out, chosen, metrics, len(data.y_test), target_meta, shape)
     metrics["size_bytes"] = model_size_bytes(out)
     warning = int8_warning(cfg, ctx.stage_id, chosen, faster, metrics["size_bytes"],
@@ -298,6 +282,7 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
         "chosen": public(chosen), "why": why, "warning": warning,
         "fp32": {"val_accuracy_pct": ev.fp32_val, "test_accuracy_pct": ev.fp32_test},
         "candidates": [public(c) for c in candidates], "trials": [public(t) for t in trials],
+        "graph": {**graph, "pools_rewritten": pooled, "narrow_convs": narrow},
         "target": target_meta or {"target": "cpu"},
         "method": {"accuracy": "ORT CPU, argmax over the whole val/test split; decisions on val",
                    "latency": f"p50 of session.run, interleaved with fp32, {cfg.threads} thread(s)",
@@ -308,34 +293,26 @@ def quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageResult:
     return StageResult(primary="model.onnx", metrics=metrics)
 
 
-def _portable(built: Path, out: Path, x_test, stage_id: str) -> tuple[dict, dict]:
-    """The portable build (onnx/portable.py) loaded and checked in every installed runtime."""
-    from compress.measure.runtimes.check import check_in_runtimes
-    from compress.onnx.portable import build_portable
-
-    meta = build_portable(built, out, stage_id)
-    meta["runtimes"] = check_in_runtimes(out, x_test, stage_id)
-    checked = [r for r in meta["runtimes"].values() if r["checked"]]
-    agree = min(r["agree"] / r["samples"] for r in checked) * 100
-    metrics = cpu_target_metrics(out) | {
-        "target": "portable", "portable_opset": meta["opset"],
-        "portable_runtimes": ", ".join(n for n, r in meta["runtimes"].items() if r["checked"]),
-        "portable_runtimes_agree_pct": agree}
-    return metrics, meta
-
-
 def _measure_candidates(cfg, quantizer, ev, settings, work: Path, batches) -> list[dict]:
     """Every candidate setting quantized, its accuracy measured, and all of them timed against
     fp32 side by side."""
     candidates = []
     for setting in settings:
         path = quantizer.quantize(setting, work / f"{setting.name}.onnx")
-        candidates.append({"setting": setting.name, "excluded_nodes": [], "path": path,
+        candidates.append({"setting": setting.name, "excluded_nodes": [],
+                           "keep_float": list(setting.keep_float), "path": path,
                            **ev.evaluate(path)})
     lat = ev.speedups({c["setting"]: c["path"] for c in candidates}, batches,
                       cfg.select_time_s)
     for c in candidates:
-        c["latency"], c["speedup_score"] = lat[c["setting"]], round(_score(lat[c["setting"]]), 4)
+        c["latency"] = lat[c["setting"]]
+        c["speedup_score"] = round(speedup_score(lat[c["setting"]]), 4)
+    by_name = {c["setting"]: c for c in candidates}
+    for c in candidates:  # a placement variant counts only where it beats its all-int8 self
+        if c["setting"] != sibling_name(c["setting"]):
+            kept, why = placement_verdict(c["latency"], by_name[sibling_name(c["setting"])]
+                                          ["latency"])
+            c["placement"] = {"kept": kept, "why": why}
     return candidates
 
 
@@ -345,7 +322,8 @@ def _choose(cfg, candidates, settings, quantizer, ev, data, work, batches,
     val budget; where none is within it, the accuracy-aware search (its trials go to
     `trials`)."""
     budget = cfg.max_val_accuracy_drop_pts
-    eligible = [c for c in candidates if budget is None or c["val_drop_pts"] <= budget]
+    eligible = [c for c in candidates if (budget is None or c["val_drop_pts"] <= budget)
+                and c.get("placement", {}).get("kept", True)]
     if eligible:
         fastest = max(c["speedup_score"] for c in eligible)
         near = [c for c in eligible
@@ -356,7 +334,8 @@ def _choose(cfg, candidates, settings, quantizer, ev, data, work, batches,
                f"{batches})"
                + ("" if budget is None else f", within the {budget} pt val-accuracy budget"))
         return chosen, why
-    start = max(candidates, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
+    start = max((c for c in candidates if c.get("placement", {}).get("kept", True)),
+                key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
     setting = next(s for s in settings if s.name == start["setting"])
     x_debug = calibration_sample(data.x_val, cfg.calibration)[:256]
     chosen = _accuracy_aware(cfg, quantizer, ev, setting, work, x_debug, start, trials, batches)
@@ -368,41 +347,8 @@ def _choose(cfg, candidates, settings, quantizer, ev, data, work, batches,
     return chosen, why
 
 
-def _check_speed(cfg, stage_id: str, chosen: dict) -> bool:
-    """Whether the chosen model is faster than fp32 at every batch size measured; a model
-    slower at every one fails the stage where `when_slower` says so."""
-    lat = chosen.get("latency") or {}
-    faster = bool(lat) and all(v["speedup"] > 1 for v in lat.values())
-    slower = bool(lat) and all(v["speedup"] < 1 for v in lat.values())
-    if slower and cfg.when_slower == "fail":
-        raise StageError(
-            f"stage '{stage_id}': the int8 model ({chosen['setting']}) is slower than fp32 at "
-            f"every batch size measured ({_speedups_text(lat)}) and field 'when_slower' is "
-            "fail; ship the fp32 model, or set when_slower: keep")
-    return faster
-
-
-def int8_warning(cfg, stage_id: str, chosen: dict, faster: bool, size_bytes: int,
-                 fp32_size_bytes: int) -> str | None:
-    """What the int8 model is worse at than its fp32 input, printed and returned: not faster at
-    every batch size (cpu target), larger on disk (a small model's scales, zero points and Q/DQ
-    nodes can outweigh its 4x smaller weights); None when neither."""
-    worse = []
-    if not faster and cfg.target == "cpu":
-        worse.append(f"not faster than fp32 at every batch size on this CPU "
-                     f"({_speedups_text(chosen.get('latency') or {})})")
-    if size_bytes > fp32_size_bytes:
-        worse.append(f"larger than fp32 ({size_bytes:,} vs {fp32_size_bytes:,} bytes: its "
-                     "quantization parameters and Q/DQ nodes outweigh the smaller weights)")
-    if not worse:
-        return None
-    warning = (f"the int8 model ({chosen['setting']}) is {' and '.join(worse)}: int8 does not "
-               "pay off for this model here; keep fp32 or make the model larger per op")
-    print(f"warning: {stage_id}: {warning}", file=sys.stderr)
-    return warning
-
-
-def _metrics(cfg, chosen: dict, ev, out: Path, fp32_path: Path, faster: bool) -> dict:
+def _metrics(cfg, chosen: dict, ev, out: Path, fp32_path: Path, faster: bool,
+             graph: dict) -> dict:
     dynamic = chosen["setting"].startswith("dynamic")
     ops = int8_ops(out)
     metrics = {
@@ -420,8 +366,10 @@ def _metrics(cfg, chosen: dict, ev, out: Path, fp32_path: Path, faster: bool) ->
         "calibration_method": None if dynamic else cfg.calibration.method,
         "quantization_mode": "dynamic" if dynamic else "static",
         "int8_ops": ops_text(ops["int8"]),
-        "float_ops": ops_text(ops["float"]),
-        "note": _float_note(ops["float"], dynamic),
+        "float_ops": float_ops_text(graph["float_ops"]),
+        "float_islands": sum(f["island"] for f in graph["float_ops"]),
+        "transposes": len(graph["transposes"]),
+        "note": float_note(ops["float"], dynamic),
     }
     for key, v in (chosen.get("latency") or {}).items():
         metrics[f"speedup_vs_fp32_{key}"] = v["speedup"]
@@ -439,23 +387,11 @@ def _stamp(cfg, ctx: StageContext, src, out: Path, chosen: dict, metrics: dict,
     meta["compress.quantization"] = {"setting": chosen["setting"], "mode": cfg.mode,
                                      "per_channel": cfg.per_channel,
                                      "calibration": cfg.calibration.model_dump(mode="json"),
-                                     "excluded_nodes": chosen["excluded_nodes"]}
+                                     "excluded_nodes": chosen["excluded_nodes"],
+                                     "kept_fp32_by_placement": chosen["keep_float"]}
     if target_meta:
         meta["compress.target"] = target_meta
     if shape is not None:
         meta["compress.input"] = {**meta.get("compress.input", {}), "shape": shape}
     set_metadata(out, meta)
     write_contract_json(out)
-
-
-def _float_note(float_ops: dict[str, int], dynamic: bool) -> str | None:
-    recurrent = {op: n for op, n in float_ops.items() if op in RECURRENT_OPS}
-    if not recurrent:
-        return None
-    return (f"{ops_text(recurrent)} stay fp32: ONNX Runtime has no int8 kernel for them in "
-            f"{'dynamic' if dynamic else 'static QDQ'} quantization (only LSTM, dynamic); the "
-            "other weighted ops are int8")
-
-
-def _speedups_text(lat: dict) -> str:
-    return ", ".join(f"{k}: {v['speedup']:.2f}x" for k, v in lat.items()) or "not measured"

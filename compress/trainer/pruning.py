@@ -66,6 +66,59 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     return int(macs)
 
 
+def layer_widths(model: nn.Module, classifier: nn.Module) -> dict[str, int]:
+    """Output channels (Conv) or units (Linear) of every prunable layer, by module name."""
+    return {name: getattr(m, "out_channels", getattr(m, "out_features", 0))
+            for name, m in model.named_modules()
+            if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) and m is not classifier}
+
+
+def kept_as_asked(width: int, ratio: float, round_to: int) -> int:
+    """The count `ratio` asks a layer of `width` to keep: width x (1 - ratio), to the NEAREST
+    multiple of `round_to` (at least one multiple, at most the width)."""
+    step = max(1, round_to)
+    return min(width, max(step, step * round(width * (1 - ratio) / step)))
+
+
+def _exact_ratio_dict(model: nn.Module, classifier: nn.Module, cfg) -> dict:
+    """Per-layer ratios that make torch-pruning keep `kept_as_asked` channels.
+
+    torch-pruning 1.6 keeps int(C x (1 - ratio)) channels (truncated: 48 x 0.833 = 39.98 -> 39)
+    and then rounds that DOWN to a multiple of round_to (39 -> 32): ratio 0.167 with round_to 8
+    removed 16 of 48 channels, not 8. Asking for ratio 1 - (keep + 0.5) / C per layer makes both
+    steps land on `keep` at the last pruning step.
+    """
+    out = {}
+    for m in _prunable(model, classifier):
+        width = getattr(m, "out_channels", getattr(m, "out_features", 0))
+        keep = kept_as_asked(width, cfg.ratio, cfg.round_to)
+        out[m] = max(0.0, 1 - (keep + 0.5) / width)
+    return out
+
+
+def channel_report(before: dict[str, int], after: dict[str, int], ratio: float,
+                   round_to: int) -> tuple[list[dict], list[str]]:
+    """(per layer: channels before, asked, kept; warnings where rounding or coupling removed
+    clearly more than the ratio asks: 5 points of the layer's width or more)."""
+    rows, warnings = [], []
+    for name, width in before.items():
+        kept = after.get(name, width)
+        asked = round(width * (1 - ratio), 2)
+        removed = 1 - kept / width
+        rows.append({"layer": name, "before": width, "asked": asked, "kept": kept,
+                     "removed_pct": round(100 * removed, 2)})
+        if removed > ratio + 0.05:
+            warnings.append(
+                f"layer {name}: kept {kept} of {width} channels ({100 * removed:.1f} % removed) "
+                f"where ratio {ratio:g} asks {asked:g}: rounding to multiples of {round_to} or "
+                "a coupled layer (residual add) removed more; lower round_to or the ratio")
+    return rows, warnings
+
+
+def channels_text(rows: list[dict]) -> str:
+    return ", ".join(f"{r['layer']} {r['before']}->{r['kept']}" for r in rows)
+
+
 def _importance(name: str):
     import torch_pruning as tp
 
@@ -117,10 +170,13 @@ def structured(model, classifier, example, cfg, data, finetune, device, log):
         # residual width stays, as the layers that write it are kept whole.
         heads, keep, free = model.pruning_plan()
         ignored += keep
+    # Global ranking chooses uneven widths on purpose; heads have their own schedule.
+    exact = None if heads or cfg.global_pruning else _exact_ratio_dict(model, classifier, cfg)
     pruner = tp.pruner.MetaPruner(
         model, example, importance=_importance(cfg.importance), pruning_ratio=cfg.ratio,
         iterative_steps=cfg.steps, global_pruning=cfg.global_pruning,
         max_pruning_ratio=cfg.max_layer_ratio, round_to=cfg.round_to if cfg.round_to > 1 else None,
+        pruning_ratio_dict=exact,
         ignored_layers=ignored, unwrapped_parameters=free, num_heads=heads,
         prune_num_heads=bool(heads), prune_head_dims=not heads,
         head_pruning_ratio=cfg.ratio if cfg.head_ratio is None else cfg.head_ratio,

@@ -103,3 +103,19 @@ def test_unstructured_needs_a_magnitude_criterion():
     # execute / assert
     with pytest.raises(ValueError, match="importance l1 or l2"):
         PruneConfig(id="p", input="s", method="unstructured", importance="taylor")
+
+
+def test_prune_reports_the_channels_kept_per_layer(tiny_checkpoint, tmp_path):
+    # setup: hidden [32], ratio 0.3 asks 22.4 units -> 24 (torch-pruning alone gives 16)
+    data_cfg = parse_pipeline({"name": "x", "data": {"source": "digits"},
+                               "stages": [{"id": "t", "stage": "train"}]}, "x").data
+    cfg = PruneConfig(id="p", input="m", device="cpu", ratio=0.3, steps=1, epochs=0, round_to=8)
+    art = Artifact("m", "checkpoint", tiny_checkpoint, artifacts.sha256_file(tiny_checkpoint))
+    # execute
+    metrics = run_single(cfg, data_cfg, {"m": art}, tmp_path / "p")
+    report = artifacts.read_json(tmp_path / "p" / "prune.json")
+    # assert
+    assert artifacts.load_checkpoint(tmp_path / "p" / "model.pt")["model"]["hidden"] == [24]
+    assert metrics["channels_kept"].endswith("32->24")
+    assert metrics["channel_warnings"] == 0 and metrics["warning"] is None
+    assert report["layers"][0]["kept"] == 24 and report["layers"][0]["asked"] == 22.4

@@ -11,6 +11,7 @@ import pytest
 
 from compress import artifacts
 from compress.config import parse_pipeline
+from compress.measure.candidates import int8_warning
 from compress.measure.ort import make_session, predict, read_metadata
 from compress.onnx.inspection import int8_weight_fraction
 from compress.runner import run_single
@@ -54,12 +55,15 @@ def test_settings_are_chosen_by_measured_latency(compress_run):
     meta = read_metadata(root / "student_int8" / "model.onnx")
     # assert: every activation type / weight range measured against fp32 at both batch sizes;
     # the chosen one is the most accurate among those within 3 % of the fastest
+    # (and each with the first conv, one input channel, kept fp32: kept only where faster)
     names = {c["setting"] for c in report["candidates"]}
-    assert names == {"qdq-u8s8", "qdq-u8s8-w7", "qdq-s8s8"}
+    base = {"qdq-u8s8", "qdq-u8s8-w7", "qdq-s8s8"}
+    assert names == base | {f"{n}+fp32-narrow" for n in base}
     for c in report["candidates"]:
         assert set(c["latency"]) == {"b1", "b64"} and c["latency"]["b1"]["speedup"] > 0
-    fastest = max(c["speedup_score"] for c in report["candidates"])
-    near = [c for c in report["candidates"] if c["speedup_score"] >= 0.97 * fastest]
+    eligible = [c for c in report["candidates"] if c.get("placement", {}).get("kept", True)]
+    fastest = max(c["speedup_score"] for c in eligible)
+    near = [c for c in eligible if c["speedup_score"] >= 0.97 * fastest]
     best = max(near, key=lambda c: (c["val_accuracy_pct"], c["speedup_score"]))
     assert report["chosen"]["setting"] == best["setting"] == meta["compress.quantization"][
         "setting"]
@@ -86,7 +90,7 @@ def test_int8_slower_than_fp32_is_kept_or_fails_as_asked(tiny_onnx, tmp_path, mo
     # setup
     from compress.errors import StageError
 
-    monkeypatch.setattr(qstage._Evaluator, "speedups", _slower_everywhere)
+    monkeypatch.setattr(qstage.Evaluator, "speedups", _slower_everywhere)
     data_cfg, _ = _digits()
     cfg = QuantizeConfig(id="q", input="m", activation_type="uint8", reduce_range="false",
                          select_batch_sizes=[1, 8], calibration={"samples": 64},
@@ -232,12 +236,73 @@ def test_an_int8_file_larger_than_fp32_is_warned_about(capsys):
     cfg = QuantizeConfig(id="q", input="m")
     chosen = {"setting": "qdq_u8s8", "latency": {"b1": {"speedup": 1.3}}}
     # execute
-    larger = qstage.int8_warning(cfg, "q", chosen, True, 7219, 5476)
-    both = qstage.int8_warning(cfg, "q", {**chosen, "latency": {"b1": {"speedup": 0.7}}},
+    larger = int8_warning(cfg, "q", chosen, True, 7219, 5476)
+    both = int8_warning(cfg, "q", {**chosen, "latency": {"b1": {"speedup": 0.7}}},
                                False, 7219, 5476)
-    fine = qstage.int8_warning(cfg, "q", chosen, True, 2000, 5476)
+    fine = int8_warning(cfg, "q", chosen, True, 2000, 5476)
     # assert
     assert "is larger than fp32 (7,219 vs 5,476 bytes" in larger and "faster" not in larger
     assert "not faster than fp32 at every batch size on this CPU (b1: 0.70x) and larger" in both
     assert fine is None
     assert capsys.readouterr().err.count("warning: q: the int8 model (qdq_u8s8)") == 2
+
+
+class _FakeTimer:
+    """Accuracy fixed, speed-ups over fp32 injected per setting name (no real timing)."""
+
+    input = "input"
+
+    def __init__(self, speedups: dict[str, dict[str, float]]):
+        self.table = speedups
+
+    def evaluate(self, path):
+        return {"val_accuracy_pct": 95.0, "test_accuracy_pct": 95.0, "val_drop_pts": 0.0,
+                "test_drop_pts": 0.0}
+
+    def speedups(self, paths, sizes, time_s):
+        return {n: {f"b{b}": {"p50_ms": 1 / self.table[n][f"b{b}"], "fp32_p50_ms": 1.0,
+                              "speedup": self.table[n][f"b{b}"]} for b in sizes}
+                for n in paths}
+
+
+def _placement(tmp_path, variant_speedups: dict[str, float]):
+    from compress.onnx.placement import narrow_convs
+    from compress.onnx.quantization import CalibrationConfig, Quantizer
+    from tests.onnx.graphs import calibration_batch, small_cnn
+
+    src = small_cnn(tmp_path / "f.onnx")
+    cfg = QuantizeConfig(id="q", input="m", activation_type="uint8", reduce_range="false",
+                         format="qoperator")
+    narrow = narrow_convs(src, cfg.narrow_conv_channels)
+    settings = qstage.candidate_settings(cfg, {"Conv": 2}, narrow)
+    quantizer = Quantizer(src, tmp_path, CalibrationConfig(), calibration_batch(), "input")
+    ev = _FakeTimer({"qoperator-u8s8": {"b1": 1.2, "b64": 2.0},
+                     "qoperator-u8s8+fp32-narrow": variant_speedups})
+    candidates = qstage._measure_candidates(cfg, quantizer, ev, settings, tmp_path, [1, 64])
+    chosen, _ = qstage._choose(cfg, candidates, settings, quantizer, ev, None, tmp_path,
+                               [1, 64], [])
+    return narrow, candidates, chosen
+
+
+def test_the_first_conv_in_fp32_is_kept_when_faster_at_every_batch_size(tmp_path):
+    # execute: keeping conv1 (one input channel) fp32 is faster at batch 1 and batch 64
+    narrow, candidates, chosen = _placement(tmp_path, {"b1": 1.5, "b64": 2.2})
+    # assert: the variant was built (conv1 float, conv2 int8), timed beside the all-int8 one
+    # and chosen
+    from compress.onnx.quantization import int8_ops
+
+    assert narrow == ["conv1"]
+    assert [c["setting"] for c in candidates] == ["qoperator-u8s8", "qoperator-u8s8+fp32-narrow"]
+    assert int8_ops(candidates[1]["path"]) == {"int8": {"QLinearConv": 1, "QGemm": 1},
+                                               "float": {"Conv": 1}}
+    assert chosen["setting"] == "qoperator-u8s8+fp32-narrow" and chosen["keep_float"] == ["conv1"]
+    assert candidates[1]["placement"]["kept"]
+
+
+def test_the_first_conv_in_fp32_is_dropped_when_slower_at_one_batch_size(tmp_path):
+    # execute: faster at batch 1, slower at 64
+    _, candidates, chosen = _placement(tmp_path, {"b1": 1.5, "b64": 1.9})
+    # assert
+    assert chosen["setting"] == "qoperator-u8s8" and chosen["keep_float"] == []
+    assert not candidates[1]["placement"]["kept"]
+    assert "b64" in candidates[1]["placement"]["why"]
