@@ -44,7 +44,7 @@ def open_storage(storage: str, heartbeat: bool = True):
             raise ConfigError(f"storage '{storage}': cannot open the journal file "
                               f"({e.strerror}); check the path and its permissions") from e
     kwargs = {}
-    storage = _with_driver(storage)
+    given, storage = storage, _with_driver(storage)  # messages name the URL as given
     if storage.startswith("postgresql"):
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 5}}
     with warnings.catch_warnings():
@@ -63,7 +63,7 @@ def open_storage(storage: str, heartbeat: bool = True):
                     continue
                 first = str(e).strip().splitlines()[0][:200] if str(e).strip() else \
                     type(e).__name__
-                raise ConfigError(f"storage '{redact(storage)}': cannot be reached ({first}); "
+                raise ConfigError(f"storage '{redact(given)}': cannot be reached ({first}); "
                                   "check the server, the URL and its driver (postgresql: pip "
                                   "install psycopg2-binary)") from e
     raise AssertionError("unreachable")

@@ -36,7 +36,11 @@ def finished(study) -> int:
 def open_study(job: dict, worker: int = 0):
     storage = open_storage(job["storage"], heartbeat=is_url(job["storage"]))
     cfg = job["cfg"]
-    sampler = make_sampler(cfg.sampler, cfg.seed + worker, cfg.trials)
+    # Workers must not draw alike: on a storage shared with other machines every process is
+    # some machine's worker 0, so the process id tells them apart there (a single-process
+    # search on the default journal stays reproducible).
+    seed = cfg.seed + worker + (os.getpid() if cfg.storage is not None else 0)
+    sampler = make_sampler(cfg.sampler, seed % 2**32, cfg.trials)
     return load_study(storage, job["study_name"], job["space_sha256"], sampler, job["where"])
 
 
