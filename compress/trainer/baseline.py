@@ -59,6 +59,8 @@ def cnn_method(data) -> str:
 
 
 def _cnn_baseline(data, progress: bool) -> tuple[float, float, str]:
+    import torch
+
     from compress.trainer.options import TrainOptions
     from compress.trainer.training import accuracy_pct, fit, predict_logits, seed_everything
 
@@ -66,9 +68,16 @@ def _cnn_baseline(data, progress: bool) -> tuple[float, float, str]:
     model = small_cnn(list(data.x_train.shape[1:]), data.num_classes)
     opts = TrainOptions(epochs=CNN_EPOCHS, lr=3e-3, schedule="cosine", patience=None,
                         baseline=False, seed=0)
-    result = fit(model, data, opts, progress=progress, desc="plain CNN baseline")
-    device = next(model.parameters()).device
-    test = accuracy_pct(predict_logits(model, data.x_test, device), data.y_test)
+    # One CPU thread: for a net this small a second intra-op thread gains nothing, and on a
+    # busy machine its waits made the same fit 30x slower (docs/your-data.md).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = fit(model, data, opts, progress=progress, desc="plain CNN baseline")
+        device = next(model.parameters()).device
+        test = accuracy_pct(predict_logits(model, data.x_test, device), data.y_test)
+    finally:
+        torch.set_num_threads(threads)
     return round(test, 4), round(result.best_val_accuracy_pct, 4), cnn_method(data)
 
 
