@@ -112,7 +112,8 @@ def markdown(result: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", default=["textures", "shapes"])
-    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    ap.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS),
+                    help="teacher runs (none: the baseline only)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "image_recipe")
     args = ap.parse_args()
     import torch

@@ -65,6 +65,6 @@ def test_the_small_cnn_fits_any_image_or_sequence_size(shape):
     net = small_cnn(shape, 4).eval()
     # execute
     out = net(torch.zeros(2, *shape))
-    # assert: ~15 k parameters at most; a length-1 "sequence" (a table as NCL) is not pooled
+    # assert: ~25 k parameters at most; a length-1 "sequence" (a table as NCL) is not pooled
     assert out.shape == (2, 4)
-    assert sum(p.numel() for p in net.parameters()) < 16_000
+    assert sum(p.numel() for p in net.parameters()) < 26_000
