@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import sys
 
-BASELINE_METRICS = ("baseline_test_accuracy_pct", "baseline_val_accuracy_pct",
-                    "baseline_method", "vs_baseline_pts", "baseline_warning")
+from compress.trainer.options import BASELINE_METRICS, TrainOptions
+
+__all__ = ["BASELINE_METRICS", "baseline_accuracy", "baseline_metrics", "small_cnn"]
 LOGREG = "standardised LogisticRegression (scikit-learn, lbfgs, C=1, train split)"
 # The small CNN's fixed recipe: AdamW, lr 3e-3, cosine, batch 32, no augmentation, best val
 # epoch, about CNN_STEPS optimizer steps (10 to 30 epochs): a small image set needs more epochs
@@ -69,32 +70,36 @@ def cnn_method(data) -> str:
             "val epoch)")
 
 
-def _cnn_baseline(data, progress: bool) -> tuple[float, float, str]:
+def _cnn_baseline(data, progress: bool, fit) -> tuple[float, float, str]:
+    """`fit` is compress.trainer.training.fit, passed in: the training loop imports this
+    module, so this one does not import it back."""
     import torch
 
-    from compress.trainer.options import TrainOptions
-    from compress.trainer.training import accuracy_pct, fit, predict_logits, seed_everything
-
-    seed_everything(0)
+    torch.manual_seed(0)
     model = small_cnn(list(data.x_train.shape[1:]), data.num_classes)
     opts = TrainOptions(epochs=cnn_epochs(len(data.x_train)), batch_size=CNN_BATCH, lr=3e-3,
                         schedule="cosine", patience=None, baseline=False, seed=0)
     # One CPU thread: for a net this small a second intra-op thread gains nothing, and on a
-    # busy machine its waits made the same fit 30x slower (docs/your-data.md).
+    # busy machine its waits made the same fit 30x slower (docs/distillation.md).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         result = fit(model, data, opts, progress=progress, desc="plain CNN baseline")
         device = next(model.parameters()).device
-        test = accuracy_pct(predict_logits(model, data.x_test, device), data.y_test)
+        with torch.no_grad():
+            model.eval()
+            logits = torch.cat([model(torch.as_tensor(data.x_test[i:i + 1024]).to(device)).cpu()
+                                for i in range(0, len(data.x_test), 1024)])
+        test = float((logits.argmax(1) == torch.as_tensor(data.y_test)).double().mean() * 100)
     finally:
         torch.set_num_threads(threads)
     return round(test, 4), round(result.best_val_accuracy_pct, 4), cnn_method(data)
 
 
-def baseline_accuracy(data, progress: bool = False) -> tuple[float, float | None, str] | None:
-    """(test accuracy in %, val accuracy in % or None, method) of the plain baseline for `data`;
-    None where there is none (a layout with no cheap reference)."""
+def baseline_accuracy(data, progress: bool = False, fit=None) -> tuple[float, float, str] | None:
+    """(test accuracy in %, val accuracy in %, method) of the plain baseline for `data`; None
+    where there is none (a layout with no cheap reference). `fit`: the training loop (default
+    compress.trainer.training.fit)."""
     if data.x_train.ndim == 2:
         from sklearn.linear_model import LogisticRegression
 
@@ -109,7 +114,12 @@ def baseline_accuracy(data, progress: bool = False) -> tuple[float, float | None
     # Every training stage of a pipeline reports it: the CNN trains once per data split.
     key = _fingerprint(data)
     if key not in _CACHE:
-        _CACHE[key] = _cnn_baseline(data, progress)
+        if fit is None:
+            from importlib import import_module
+
+            # Looked up by name: the training loop imports this module at its top.
+            fit = import_module("compress.trainer.training").fit
+        _CACHE[key] = _cnn_baseline(data, progress, fit)
     return _CACHE[key]
 
 

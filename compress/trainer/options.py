@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
-from compress.trainer.baseline import BASELINE_METRICS
+# The plain baseline's metrics (compress.trainer.baseline), beside every trained model's.
+BASELINE_METRICS = ("baseline_test_accuracy_pct", "baseline_val_accuracy_pct",
+                    "baseline_method", "vs_baseline_pts", "baseline_warning")
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16", "fp16"]
