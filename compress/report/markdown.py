@@ -206,10 +206,18 @@ def pipeline_report(manifest: dict, root: Path, plots: list[str] | None = None) 
                   if e else "-")
         lines.append(f"| `{sid}` | {st['stage']} | {st['status']} | {st['wall_time_s']:.1f} s "
                      f"| {energy} | {', '.join(figures)} |")
+    # A stage's own warning, the teacher check's, and the training loop's when the best epoch
+    # was the last one.
     warnings = [(sid, st["metrics"][key]) for sid, st in manifest["stages"].items()
-                for key in ("warning", "teacher_warning") if st.get("metrics", {}).get(key)]
+                for key in ("warning", "teacher_warning", "last_epoch_warning")
+                if (st.get("metrics") or {}).get(key)]
     if warnings:
         lines += ["", "Warnings:"] + [f"- `{sid}`: {w}" for sid, w in warnings]
+    choices = [f"- `{sid}`: alpha auto kept {st['metrics']['alpha_choice']}"
+               for sid, st in manifest["stages"].items()
+               if (st.get("metrics") or {}).get("alpha_choice")]
+    if choices:
+        lines += ["", "Choices made by the run:", "", *choices]
     baseline = [f"- `{sid}`: {st['metrics']['baseline_warning']}"
                 for sid, st in manifest["stages"].items()
                 if (st.get("metrics") or {}).get("baseline_warning")]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import copy
 import sys
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 from compress import artifacts
 from compress.errors import DataError, StageError
@@ -37,8 +37,32 @@ class OnnxTeacher(BaseModel):
                       "pipeline file")
 
 
+# The alpha that alpha: auto distils with before comparing against labels only (chosen from the
+# table in docs/distillation.md).
+AUTO_ALPHA = 0.5
+
+
+def _alpha(value):
+    """A weight in [0, 1] or "auto", with one clear message (a union's error lists both arms)."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("not a weight from 0 to 1 (0 = labels only) nor auto (distil, train on "
+                         "labels alone, keep whichever is better on the validation split)")
+    return float(value)
+
+
 class DistillConfig(StageConfig, TrainOptions, DistillOptions):
     stage: Literal["distill"] = "distill"
+    # Defaults from the table in docs/distillation.md (six data sets, brief student training):
+    # T 1 hurt least there; the former T 4, alpha 0.9 cost up to 22 pts. prune's and qat's
+    # fine-tuning (a trained student, not measured there) keep DistillOptions' T 4, alpha 0.9.
+    temperature: float = Field(1.0, gt=0, le=100, description="softmax temperature T")
+    alpha: Annotated[float | Literal["auto"], PlainValidator(_alpha)] = Field(
+        "auto", description="weight of the soft (teacher) term, 1 - alpha goes to CE; auto = "
+        f"distil with alpha {AUTO_ALPHA}, and keep the labels-only student (alpha 0) when it "
+        "is better on the validation split (without compare_without_teacher: alpha "
+        f"{AUTO_ALPHA})")
     teacher: str | OnnxTeacher = Field(
         description="id of the stage whose checkpoint or ONNX model teaches, or {onnx: path}")
     model: ModelSpec = Field(
@@ -55,6 +79,16 @@ class DistillConfig(StageConfig, TrainOptions, DistillOptions):
     )
 
     references = {"teacher": {"checkpoint", "onnx"}}
+
+    @model_validator(mode="after")
+    def _auto_needs_comparison(self):
+        # Only when asked for: the default (auto) distils with AUTO_ALPHA when nothing compares.
+        if (self.alpha == "auto" and "alpha" in self.model_fields_set
+                and not self.compare_without_teacher):
+            raise ValueError("alpha: auto chooses between the distilled and the labels-only "
+                             "student, so it needs compare_without_teacher: true; or give alpha "
+                             "a number")
+        return self
 
     @model_validator(mode="after")
     def _hint_needs_torch(self):
@@ -89,7 +123,8 @@ def metric_names(cfg: DistillConfig) -> tuple[str, ...]:
              "teacher_warning", "transfer", "transfer_samples")
     if cfg.compare_without_teacher:
         names += ("without_teacher_test_accuracy_pct", "without_teacher_val_accuracy_pct",
-                  "distillation_gain_pts")
+                  "distilled_test_accuracy_pct", "distilled_val_accuracy_pct",
+                  "distillation_gain_pts", "alpha_choice")
     return names
 
 
@@ -130,8 +165,9 @@ def teacher_params(teacher: nn.Module) -> int:
 def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConfig,
                   progress: bool = True, desc: str = "distill") -> tuple[dict, dict]:
     """Train `student` (in place) from `teacher` (a module, or an OrtTeacher) and, when asked, a
-    copy of its initial weights on labels alone; (metrics, history). The stage and
-    `compress.distill` both run this."""
+    copy of its initial weights on labels alone; (metrics, history). With alpha: auto the
+    labels-only weights replace the distilled ones when they are better on the validation split.
+    The stage and `compress.distill` both run this."""
     import torch
 
     from compress.trainer.distillation import Distiller
@@ -153,11 +189,38 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
     warning = _larger_student(count_params(student), t_params)
     if warning:
         print(f"warning: {desc}: {warning}", file=sys.stderr, flush=True)
-    distiller = Distiller(student, teacher, torch.as_tensor(data.x_train[:2]), cfg, cfg.hint,
-                          cfg.label_smoothing, cache_teacher=cfg.augment_shift == 0)
+    alpha = AUTO_ALPHA if cfg.alpha == "auto" else cfg.alpha
+    distiller = Distiller(student, teacher, torch.as_tensor(data.x_train[:2]),
+                          cfg.model_copy(update={"alpha": alpha}), cfg.hint, cfg.label_smoothing,
+                          cache_teacher=cfg.augment_shift == 0)
     result = fit(distiller, transfer_set(data, cfg), cfg, loss_fn=distiller.loss,
                  progress=progress, desc=f"{desc} (distill)")
-    metrics = fit_metrics(student, data, result, who=desc)
+    history = {"distilled": result.history}
+    shipped, comparison = result, {}
+    if alone is not None:
+        alone_result = fit(alone, data, cfg, progress=progress, desc=f"{desc} (no teacher)")
+        history["without_teacher"] = alone_result.history
+        comparison = {
+            "distilled_test_accuracy_pct": accuracy_pct(
+                predict_logits(student, data.x_test, device), data.y_test),
+            "distilled_val_accuracy_pct": result.best_val_accuracy_pct,
+            "without_teacher_test_accuracy_pct": accuracy_pct(
+                predict_logits(alone, data.x_test, device), data.y_test),
+            "without_teacher_val_accuracy_pct": alone_result.best_val_accuracy_pct,
+        }
+        comparison["distillation_gain_pts"] = round(
+            comparison["distilled_test_accuracy_pct"]
+            - comparison["without_teacher_test_accuracy_pct"], 4)
+        comparison["alpha_choice"] = None
+        if cfg.alpha == "auto":  # (here the labels-only run exists to compare with)
+            comparison["alpha_choice"] = _auto_choice(
+                alpha, result.best_val_accuracy_pct, alone_result.best_val_accuracy_pct)
+            if alone_result.best_val_accuracy_pct > result.best_val_accuracy_pct:
+                student.load_state_dict(alone.state_dict())
+                shipped, alpha = alone_result, 0.0
+            print(f"{desc}: alpha auto: {comparison['alpha_choice']}", file=sys.stderr,
+                  flush=True)
+    metrics = fit_metrics(student, data, shipped, who=desc, o=cfg, progress=progress)
     metrics["transfer"] = cfg.transfer
     metrics["transfer_samples"] = len(data.x_train) + (
         len(data.x_unlabeled) if cfg.transfer == "unlabeled" else 0)
@@ -166,25 +229,21 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
         "teacher_params": t_params,
         "compression_params_x": round(t_params / count_params(student), 2),
         "temperature": cfg.temperature,
-        "alpha": cfg.alpha,
+        "alpha": alpha,  # the alpha the shipped student was trained with
         "teacher_runtime": "onnxruntime" if isinstance(teacher, OrtTeacher) else "pytorch",
         "warning": warning,  # also in the report; None when there is nothing to say
+        **comparison,
     })
-    history = {"distilled": result.history}
-
     if alone is not None:
-        alone_result = fit(alone, data, cfg, progress=progress, desc=f"{desc} (no teacher)")
-        alone_acc = accuracy_pct(predict_logits(alone, data.x_test, device), data.y_test)
-        metrics["without_teacher_test_accuracy_pct"] = alone_acc
-        metrics["without_teacher_val_accuracy_pct"] = alone_result.best_val_accuracy_pct
-        metrics["distillation_gain_pts"] = round(metrics["test_accuracy_pct"] - alone_acc, 4)
-        hurt = _teacher_hurt(metrics["test_accuracy_pct"], alone_acc, len(data.y_test))
+        # Under alpha: auto a student that shipped on labels alone was not hurt by the teacher.
+        hurt = None if alpha == 0 else _teacher_hurt(
+            comparison["distilled_test_accuracy_pct"],
+            comparison["without_teacher_test_accuracy_pct"], len(data.y_test))
         if hurt:
             print(f"warning: {desc}: {hurt}", file=sys.stderr, flush=True)
             metrics["warning"] = "; ".join(w for w in (warning, hurt) if w)
         metrics["train_wall_time_s"] = round(result.wall_time_s + alone_result.wall_time_s, 3)
         metrics["train_cpu_time_s"] = round(result.cpu_time_s + alone_result.cpu_time_s, 3)
-        history["without_teacher"] = alone_result.history
     weak = weak_teacher(teacher_acc, data.num_classes,
                         metrics.get("without_teacher_test_accuracy_pct"), len(data.y_test))
     if weak:  # e.g. a teacher trained on raw inputs, fed normalised ones
@@ -192,6 +251,15 @@ def distill_model(student: nn.Module, teacher: nn.Module, data, cfg: DistillConf
     metrics["teacher_warning"] = weak  # also in the report; None when the teacher is fine
     student.cpu()
     return metrics, history
+
+
+def _auto_choice(alpha: float, distilled_val: float, alone_val: float) -> str:
+    """Why alpha: auto shipped the student it shipped (recorded, and shown in the report)."""
+    if alone_val > distilled_val:
+        return (f"labels only (alpha 0): val accuracy {alone_val:.2f} % against {distilled_val:.2f}"
+                f" % distilled with alpha {alpha:g}; the teacher did not help this student")
+    return (f"distilled (alpha {alpha:g}): val accuracy {distilled_val:.2f} % against "
+            f"{alone_val:.2f} % on labels only")
 
 
 def _teacher(cfg: DistillConfig, ctx: StageContext, data) -> nn.Module:

@@ -51,7 +51,7 @@ def train_model(model: nn.Module, data, cfg: TrainOptions, progress: bool = True
     from compress.trainer.training import fit, fit_metrics
 
     result = fit(model, data, cfg, progress=progress, desc=desc)
-    metrics = fit_metrics(model, data, result, who=desc)
+    metrics = fit_metrics(model, data, result, who=desc, o=cfg, progress=progress)
     model.cpu()
     return metrics, result.history
 

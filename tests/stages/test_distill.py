@@ -18,7 +18,11 @@ def test_student_is_smaller_and_reports_accuracy_with_and_without_teacher(compre
     assert count_params(student) == m["params"] < m["teacher_params"]
     assert ckpt["model"]["width"] == 16
     assert m["distillation_gain_pts"] == round(
-        m["test_accuracy_pct"] - m["without_teacher_test_accuracy_pct"], 4)
+        m["distilled_test_accuracy_pct"] - m["without_teacher_test_accuracy_pct"], 4)
+    # alpha auto (the default) shipped whichever student was better on val
+    shipped = ("without_teacher" if m["alpha_choice"].startswith("labels only")
+               else "distilled")
+    assert m["test_accuracy_pct"] == m[f"{shipped}_test_accuracy_pct"]
     # both students ran the same epochs from the same seed
     assert len(history["distilled"]) == len(history["without_teacher"]) == 4
     assert m["test_accuracy_pct"] > 30  # 3 tiny epochs: well above chance (10 %)
@@ -31,7 +35,7 @@ def test_distilled_student_checkpoint_rebuilds_without_code(compress_run):
     ckpt = artifacts.load_checkpoint(root / "student" / "model.pt")
     # assert: the spec and the stage config are plain data
     assert ckpt["model"]["arch"] == "resnet"
-    assert ckpt["config"]["stage"] == "distill" and ckpt["config"]["temperature"] == 4.0
+    assert ckpt["config"]["stage"] == "distill" and ckpt["config"]["temperature"] == 1.0
 
 
 def test_a_student_larger_than_its_teacher_is_warned_about(tmp_path, capsys):
@@ -125,3 +129,48 @@ def test_unlabeled_targets_count_in_the_soft_term_only():
     ce = torch.nn.functional.cross_entropy(s[y >= 0], y[y >= 0])
     torch.testing.assert_close(mixed, 0.5 * soft + 0.5 * ce)
     torch.testing.assert_close(none, 0.5 * soft)
+
+
+def test_alpha_auto_keeps_labels_only_when_the_teacher_is_bad(capsys):
+    # setup: a randomly initialised, confidently wrong teacher (large random weights) taught at
+    # temperature 1; the student is a small MLP on digits
+    import torch
+
+    import compress
+
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        teacher[1].weight.mul_(30)
+    student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
+                                  torch.nn.Linear(32, 10))
+    # execute
+    r = compress.distill(teacher, student, "digits", alpha="auto", temperature=1, epochs=4,
+                         lr=0.01, batch_size=128, patience=None, baseline=False, device="cpu")
+    # assert: labels only won on val, so the student shipped is the labels-only one, and the
+    # run records which and why
+    m = r.metrics
+    assert m["without_teacher_val_accuracy_pct"] > m["distilled_val_accuracy_pct"]
+    assert m["alpha"] == 0.0
+    assert m["alpha_choice"].startswith("labels only (alpha 0): val accuracy")
+    assert m["test_accuracy_pct"] == m["without_teacher_test_accuracy_pct"]
+    assert m["val_accuracy_pct"] == m["without_teacher_val_accuracy_pct"]
+    # the teacher did not hurt the student that shipped
+    assert "distillation hurt" not in (m["warning"] or "")
+    assert "alpha auto: labels only" in capsys.readouterr().err
+
+
+def test_alpha_auto_needs_the_labels_only_comparison():
+    # setup
+    import pytest
+
+    import compress
+    from compress.errors import ConfigError
+    from compress.stages.distill import DistillConfig
+
+    # execute / assert: the API and the config class refuse it in one line
+    with pytest.raises(ConfigError, match="alpha: auto .* needs compare_without_teacher: true"):
+        compress.distill(None, {"arch": "mlp"}, "digits", alpha="auto",
+                         compare_without_teacher=False)
+    with pytest.raises(ValueError, match="not a weight from 0 to 1"):
+        DistillConfig(id="s", teacher="t", alpha=1.5)

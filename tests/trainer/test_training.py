@@ -87,3 +87,71 @@ def test_plain_progress_is_throttled_but_keeps_the_first_and_last_epoch(capsys):
 def test_no_progress_prints_nothing(digits, capsys):
     _fit(digits, epochs=1)
     assert "epoch" not in capsys.readouterr().err
+
+
+def test_a_run_still_improving_at_its_last_epoch_is_warned_about(digits, capsys):
+    # setup: two epochs of a small MLP on digits: validation is still rising at the end
+    from compress.trainer.training import fit_metrics
+
+    model, res = _fit(digits, epochs=2, patience=None, lr=0.003)
+    # execute
+    m = fit_metrics(model, digits, res, who="teacher", o=TrainOptions(baseline=False))
+    # assert: the metric, the recorded warning and the log line
+    assert res.best_epoch == res.epochs_run == 2
+    assert m["best_epoch_is_last"] is True
+    assert m["last_epoch_warning"].startswith("the best validation epoch is the last one "
+                                              "(epoch 2 of 2)")
+    assert f"warning: teacher: {m['last_epoch_warning']}" in capsys.readouterr().err
+
+
+def test_a_run_that_stopped_improving_is_not_warned_about(digits, capsys):
+    # setup: a learning rate so high that validation stops improving, and patience stops it
+    from compress.trainer.training import fit_metrics
+
+    model, res = _fit(digits, epochs=40, lr=5.0, optimizer="sgd", schedule="none", patience=2)
+    # execute
+    m = fit_metrics(model, digits, res, who="teacher", o=TrainOptions(baseline=False))
+    # assert
+    assert m["best_epoch_is_last"] is False and m["last_epoch_warning"] is None
+    assert "best validation epoch" not in capsys.readouterr().err
+
+
+def test_epochs_auto_stops_when_validation_stops_improving_and_keeps_the_best(digits):
+    # setup: epochs auto with a cap far away; the default schedule becomes plateau
+    opts = TrainOptions(epochs="auto", max_epochs=60, patience=3, lr=0.05, batch_size=128,
+                        device="cpu")
+    torch.manual_seed(0)
+    model = build_model(MLP, digits.input_shape, digits.num_classes)
+    # execute
+    res = fit(model, digits, opts, progress=False)
+    # assert: it stopped by patience before the cap, three epochs after the best one, whose
+    # weights the model holds
+    from compress.trainer.training import _evaluate
+
+    assert opts.schedule == "plateau"
+    assert res.stopped_early and res.epochs_run < 60
+    assert res.epochs_run == res.best_epoch + 3
+    val_acc, _ = _evaluate(model, digits.x_val, digits.y_val, torch.device("cpu"))
+    assert val_acc == res.best_val_accuracy_pct == max(h["val_accuracy_pct"]
+                                                       for h in res.history)
+
+
+def test_epochs_auto_stops_at_max_epochs(digits):
+    # setup
+    _, res = _fit(digits, epochs="auto", max_epochs=2, patience=5, lr=0.003)
+    # assert: the cap holds
+    assert res.epochs_run == 2 and not res.stopped_early
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"epochs": 0}, r"not a number of epochs \(1 to 10000\) nor auto"),
+    ({"epochs": "forever"}, "not a number of epochs"),
+    ({"epochs": "auto", "patience": None}, "epochs: auto stops after `patience` epochs"),
+    ({"epochs": "auto", "schedule": "cosine"}, "use schedule: plateau"),
+    ({"epochs": "auto", "max_epochs": 0}, "greater than or equal to 1"),
+])
+def test_bad_epochs_values_are_refused_with_what_to_use(fields, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        TrainOptions(**fields)
