@@ -63,10 +63,11 @@ def run_set(kind: str, runs: list[str]) -> dict:
 
     import compress
     from compress.trainer.baseline import baseline_accuracy
+    from compress.trainer.training import fit
 
     out = {}
     t0 = time.perf_counter()
-    test, val, method = baseline_accuracy(load(kind, 48))
+    test, val, method = baseline_accuracy(load(kind, 48), fit)
     out["plain small CNN at 48x48 (the baseline)"] = {
         "test_accuracy_pct": test, "val_accuracy_pct": val, "method": method,
         "wall_time_s": round(time.perf_counter() - t0, 1)}

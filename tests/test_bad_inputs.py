@@ -260,7 +260,7 @@ BAD: list[tuple[str, Build, str]] = [
      "stage 't': a pretrained stage needs text (sentences: pydoc), but data source"),
     # wrong types
     ("wrong_type_int", pipeline(lambda p: p["stages"][0].update(epochs="many")),
-     "field 'epochs': Input should be a valid integer"),
+     "field 'epochs': not a number of epochs (1 to 10000) nor auto"),
     ("wrong_type_list", pipeline(lambda p: p["stages"][2].update(batch_sizes=1)),
      "field 'batch_sizes': Input should be a valid list (got 1)"),
     ("wrong_type_mapping", pipeline(lambda p: p["stages"][0].update(model="mlp")),
@@ -271,7 +271,8 @@ BAD: list[tuple[str, Build, str]] = [
     ("negative_lr", pipeline(lambda p: p["stages"][0].update(lr=-1)),
      "field 'lr': Input should be greater than 0 (got -1)"),
     ("zero_epochs", pipeline(lambda p: p["stages"][0].update(epochs=0)),
-     "field 'epochs': Input should be greater than or equal to 1 (got 0)"),
+     "field 'epochs': not a number of epochs (1 to 10000) nor auto (train until validation "
+     "stops improving, at most max_epochs) (got 0)"),
     ("val_fraction_too_big", pipeline(lambda p: p["data"].update(val_fraction=0.7)),
      "data, field 'val_fraction': Input should be less than 0.5 (got 0.7)"),
     ("opset_too_old", pipeline(lambda p: p["stages"][1].update(opset=12)),
@@ -502,7 +503,7 @@ BAD: list[tuple[str, Build, str]] = [
     ("option_unknown_arch", train("--data", "digits", "--model", "{arch: vgg}"),
      "unknown arch 'vgg'"),
     ("option_unknown", train("--data", "digits", "--epoch", "3"),
-     "compress train: No such option '--epoch'. Did you mean '--epochs'?"),
+     "compress train: No such option '--epoch'. (Did you mean one of: '--epochs'"),
 ]
 
 

@@ -42,7 +42,7 @@ BAD = [
     ("unknown_key", lambda p: p["stages"][0].update(epoch=3), ["stage 'teacher'", "'epoch'",
                                                                "did you mean 'epochs'"]),
     ("wrong_type", lambda p: p["stages"][0].update(epochs="many"), ["stage 'teacher'",
-                                                                    "'epochs'", "integer"]),
+                                                                    "'epochs'", "not a number"]),
     ("out_of_range", lambda p: p["stages"][0].update(lr=-1), ["'lr'", "greater than 0"]),
     ("dangling_ref", lambda p: p["stages"][1].update(input="nope"),
      ["stage 'teacher_onnx'", "'input'", "'nope' does not exist"]),

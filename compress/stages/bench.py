@@ -117,15 +117,6 @@ class BenchConfig(StageConfig):
         return [*self.models, *extra, *PEER_IDS]
 
 
-def onnx_param_count(path) -> int:
-    """Elements of the float and 8-bit initializers: the weights. Integer shape and index
-    constants (int32/int64) are not parameters (counted as `compress inspect` does)."""
-    from compress.onnx.inspection import inspect_file
-
-    return int(inspect_file(path)["params"])
-
-
-
 @dataclass
 class _Candidate:
     """One measured model: its record in bench.json and how to run it."""
@@ -148,6 +139,7 @@ class _Candidate:
 
 def _onnx_candidate(path: Path, sha256: str, data, role: str, label: str) -> _Candidate:
     from compress.onnx.external import model_files
+    from compress.onnx.inspection import inspect_file
     from compress.onnx.macs import count_macs
 
     session = ort_measure.make_session(path, threads=0)
@@ -159,7 +151,8 @@ def _onnx_candidate(path: Path, sha256: str, data, role: str, label: str) -> _Ca
         "sha256": sha256, **accuracy_record(pred, data.y_test),
         # the .onnx and its external weights file(s), if any: what an app must ship
         "size_bytes": sum(p.stat().st_size for p in files), "files": [p.name for p in files],
-        "params": onnx_param_count(path), "latency": {},
+        "params": int(inspect_file(path)["params"]),  # weights, as `compress inspect` counts them
+        "latency": {},
         # per sample, by the precision ORT runs them in: what the limit figure divides
         "macs": count_macs(path, list(data.input_shape)),
     }, path, pred)

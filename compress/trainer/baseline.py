@@ -96,10 +96,10 @@ def _cnn_baseline(data, progress: bool, fit) -> tuple[float, float, str]:
     return round(test, 4), round(result.best_val_accuracy_pct, 4), cnn_method(data)
 
 
-def baseline_accuracy(data, progress: bool = False, fit=None) -> tuple[float, float, str] | None:
+def baseline_accuracy(data, fit, progress: bool = False) -> tuple[float, float, str] | None:
     """(test accuracy in %, val accuracy in %, method) of the plain baseline for `data`; None
-    where there is none (a layout with no cheap reference). `fit`: the training loop (default
-    compress.trainer.training.fit)."""
+    where there is none (a layout with no cheap reference). `fit`: the training loop
+    (compress.trainer.training.fit, passed in: that module imports this one)."""
     if data.x_train.ndim == 2:
         from sklearn.linear_model import LogisticRegression
 
@@ -114,20 +114,15 @@ def baseline_accuracy(data, progress: bool = False, fit=None) -> tuple[float, fl
     # Every training stage of a pipeline reports it: the CNN trains once per data split.
     key = _fingerprint(data)
     if key not in _CACHE:
-        if fit is None:
-            from importlib import import_module
-
-            # Looked up by name: the training loop imports this module at its top.
-            fit = import_module("compress.trainer.training").fit
         _CACHE[key] = _cnn_baseline(data, progress, fit)
     return _CACHE[key]
 
 
-def baseline_metrics(data, test_accuracy_pct: float, who: str, enabled: bool = True,
+def baseline_metrics(data, test_accuracy_pct: float, who: str, fit, enabled: bool = True,
                      progress: bool = False) -> dict:
     """The baseline's figures for a model with `test_accuracy_pct`, and a warning (printed to
     stderr and recorded, so the report repeats it) when the model is below the baseline."""
-    found = baseline_accuracy(data, progress) if enabled else None
+    found = baseline_accuracy(data, fit, progress) if enabled else None
     if found is None:
         return dict.fromkeys(BASELINE_METRICS)
     acc, val, method = found

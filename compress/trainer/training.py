@@ -233,9 +233,11 @@ def _set_up(model: nn.Module, data, o: TrainOptions, loss_fn) -> _Loop:
         weights=[p for p in model.parameters() if p.ndim > 1], epochs=epochs)
 
 
-def _train_epoch(loop: _Loop, o: TrainOptions, n: int, spatial_dims: int) -> float:
+def _train_epoch(loop: _Loop, o: TrainOptions, n: int, spatial_dims: int, index: int) -> float:
     """One pass over the training split; the mean training loss over every rank's samples."""
     loop.net.train()
+    if getattr(o, "freeze_epochs", 0):  # train the new head alone first (after train(): the
+        finetune.freeze_backbone(loop.model, index < o.freeze_epochs)  # frozen BN stays eval)
     plan = epoch_plan(n, o.batch_size, loop.gen, distributed.world_size(), o.augment_shift,
                       spatial_dims)
     # Summed on the device: reading the loss at every step would wait for the GPU.
@@ -307,9 +309,7 @@ def fit(
              if progress and not _terminal(sys.stderr) else None)
     for index in bar:
         epoch = index + 1
-        if getattr(o, "freeze_epochs", 0):  # train the new head alone first
-            finetune.freeze_backbone(model, index < o.freeze_epochs)
-        train_loss = _train_epoch(loop, o, n, spatial_dims)
+        train_loss = _train_epoch(loop, o, n, spatial_dims, index)
         val_acc, val_loss = _evaluate(model, data.x_val, data.y_val, loop.device)
         _step_schedule(loop, o, val_acc)
         _check_finite(train_loss, epoch, desc)
@@ -374,6 +374,6 @@ def fit_metrics(model, data, result, who: str = "model", o: TrainOptions | None 
         "world_size": result.world_size,
         "train_samples": len(data.x_train),
         "test_samples": len(data.x_test),
-        **baseline_metrics(data, test_acc, who, enabled=o is None or o.baseline,
+        **baseline_metrics(data, test_acc, who, fit, enabled=o is None or o.baseline,
                            progress=progress),
     }

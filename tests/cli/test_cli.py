@@ -147,6 +147,6 @@ def test_bench_command_takes_peers_and_a_power_model_as_paths_and_options(tiny_r
     assert res.returncode == 0, res.stderr
     bench = json.loads((tmp_path / "b" / "bench.json").read_text())
     assert list(bench["models"]) == ["teacher_onnx", "peer_torch_fp32", "peer_ort_static",
-                                     "peer_ort_dynamic"]
+                                     "peer_ort_careful", "peer_ort_dynamic"]
     energy = bench["models"]["teacher_onnx"]["energy"]["b1_t1"]
     assert energy["power_model"]["watts_per_core"] == 5.0

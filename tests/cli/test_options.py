@@ -20,11 +20,17 @@ NULLABLE = [(cls, name) for cls in CLASSES for name, f in cls.model_fields.items
             if type(None) in typing.get_args(f.annotation)]
 
 
+# Required fields that are not stage ids: a smallest valid value
+EXAMPLES = {("SearchConfig", "space"): {"model": {"arch": "resnet", "width": {"choices": [8, 16]}}}}
+
+
 def _fill_required(cls) -> dict:
     """Placeholder values for the required fields (stage ids), so the class validates."""
     out = {}
     for name, f in cls.model_fields.items():
-        if f.is_required():
+        if (cls.__name__, name) in EXAMPLES:
+            out[name] = EXAMPLES[(cls.__name__, name)]
+        elif f.is_required():
             if typing.get_origin(f.annotation) is list:
                 # as many stage ids as the field needs (explain compares two models at least)
                 least = next((m.min_length for m in f.metadata if hasattr(m, "min_length")), 1)

@@ -58,7 +58,7 @@ def test_a_table_gets_one_mean_and_std_per_feature():
 def test_teacher_on_a_1000x_scaled_table_is_within_2_points_of_logistic_regression(trained):
     # setup
     data, metrics = trained["nf"]
-    logreg = baseline_accuracy(data)[0]
+    logreg = baseline_accuracy(data, fit)[0]
     # assert
     assert metrics["baseline_test_accuracy_pct"] == logreg >= 90
     assert metrics["test_accuracy_pct"] >= logreg - 2
@@ -97,7 +97,7 @@ def test_a_model_below_the_baseline_is_warned_about(capsys):
 
     data = load_dataset(WINE)
     # execute
-    m = baseline_metrics(data, 50.0, "student")
+    m = baseline_metrics(data, 50.0, "student", fit)
     # assert
     assert m["vs_baseline_pts"] < 0 and "below the plain baseline" in m["baseline_warning"]
     assert "warning: student: test accuracy 50.00 %" in capsys.readouterr().err

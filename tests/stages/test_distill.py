@@ -163,6 +163,7 @@ def test_alpha_auto_keeps_labels_only_when_the_teacher_is_bad(capsys):
 def test_alpha_auto_needs_the_labels_only_comparison():
     # setup
     import pytest
+    import torch
 
     import compress
     from compress.errors import ConfigError
@@ -170,7 +171,8 @@ def test_alpha_auto_needs_the_labels_only_comparison():
 
     # execute / assert: the API and the config class refuse it in one line
     with pytest.raises(ConfigError, match="alpha: auto .* needs compare_without_teacher: true"):
-        compress.distill(None, {"arch": "mlp"}, "digits", alpha="auto",
+        compress.distill(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)),
+                         {"arch": "mlp"}, "digits", alpha="auto",
                          compare_without_teacher=False)
     with pytest.raises(ValueError, match="not a weight from 0 to 1"):
         DistillConfig(id="s", teacher="t", alpha=1.5)

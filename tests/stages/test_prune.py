@@ -112,7 +112,7 @@ def test_prune_reports_the_channels_kept_per_layer(tiny_checkpoint, tmp_path):
     cfg = PruneConfig(id="p", input="m", device="cpu", ratio=0.3, steps=1, epochs=0, round_to=8)
     art = Artifact("m", "checkpoint", tiny_checkpoint, artifacts.sha256_file(tiny_checkpoint))
     # execute
-    metrics = run_single(cfg, data_cfg, {"m": art}, tmp_path / "p")
+    metrics = run_single(cfg, data_cfg, {"m": art}, tmp_path / "p").metrics
     report = artifacts.read_json(tmp_path / "p" / "prune.json")
     # assert
     assert artifacts.load_checkpoint(tmp_path / "p" / "model.pt")["model"]["hidden"] == [24]

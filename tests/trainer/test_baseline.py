@@ -54,7 +54,7 @@ def test_a_sequence_gets_a_1d_cnn_baseline_that_learns():
         x[i, 0, label * 8:(label + 1) * 8] += 1.5
     data = from_arrays(x[:240], y[:240], x[240:], y[240:])
     # execute
-    acc, val, method = baseline_accuracy(data)
+    acc, val, method = baseline_accuracy(data, fit)
     # assert
     assert method.startswith("small 1-D CNN") and acc > 90 and val > 90
 

@@ -70,7 +70,7 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(tmp_path, write_yam
     # (report.json and the plots are written by rank 0 with report.md)
     written = {f for f in _files(root) if not f.endswith(".png")}
     assert written == {".lock", "manifest.json", "report.md", "report.json", "README.md",
-                       "test_data.npz",
+                       "model.json", "test_data.npz",
                        "teacher/history.json", "teacher/metrics.json", "teacher/model.pt",
                        "teacher_onnx/metrics.json", "teacher_onnx/model.onnx",
                        "teacher_onnx/model.json"}
