@@ -131,7 +131,8 @@ def stable(manifest: dict) -> dict:
     out = {}
     for sid, entry in manifest["stages"].items():
         metrics = {k: v for k, v in entry["metrics"].items()
-                   if not any(t in k for t in ("wall", "cpu_time", "energy", "co2e", "memory", "limit"))
+                   if not any(t in k for t in ("wall", "cpu_time", "energy", "co2e", "memory",
+                                               "limit"))
                    and not k.endswith(("_ms", ".runs"))}
         hashes = {rel: m["sha256"] for rel, m in entry["outputs"].items()
                   if not rel.endswith(TIMED)}
