@@ -116,3 +116,14 @@ def read_metadata(path: str | Path) -> dict[str, object]:
 def batch_of(x: np.ndarray, n: int) -> np.ndarray:
     reps = -(-n // len(x))
     return np.ascontiguousarray(np.concatenate([x] * reps)[:n])
+
+
+def check_fixed_batch(path: Path, batch_sizes: list[int], where: str) -> None:
+    """A model built for one batch size (`target: mobile` fixes it at 1) cannot be timed at
+    another: one line naming the model and what to do, before anything is measured."""
+    dim = make_session(path, threads=1).get_inputs()[0].shape[0]
+    other = [b for b in batch_sizes if isinstance(dim, int) and b != dim]
+    if other:
+        raise ArtifactError(f"{where}: the model has a fixed batch size of {dim} and cannot be "
+                            f"timed at batch size(s) {other}; bench it in a bench stage of its "
+                            f"own with batch_sizes: [{dim}]")

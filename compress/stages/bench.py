@@ -249,6 +249,8 @@ def bench(cfg: BenchConfig, ctx: StageContext) -> StageResult:
     data = ctx.dataset()
     energy_cfg = ctx.energy or EnergyConfig()
     cands = _candidates(cfg, ctx, data)
+    for name, c in ((n, c) for n, c in cands.items() if c.torch is None):
+        ort_measure.check_fixed_batch(c.path, cfg.batch_sizes, f"stage '{ctx.stage_id}', {name}")
     preds = {n: c.pred for n, c in cands.items()}
     torch_peer = next((c.torch for c in cands.values() if c.torch is not None), None)
     evict = CacheEvictor() if cfg.cold_runs else None
