@@ -36,11 +36,14 @@ def _p(tests: list[dict], a: str, b: str) -> float | None:
 def table(root: Path) -> str:
     bench = json.loads((root / "bench" / "bench.json").read_text())
     models, tests = dict(bench["models"]), bench["accuracy_tests"]
-    extra = root / "bench_scratch" / "bench.json"
-    scratch = json.loads(extra.read_text()) if extra.is_file() else None
-    if scratch:
-        models.setdefault("scratch_onnx", scratch["models"]["scratch_onnx"])
-        tests = tests + scratch["accuracy_tests"]
+    # models measured in the other benches (the batch-1 mobile graph, the from-scratch net):
+    # their accuracy and size; speed-ups only against a teacher timed in the same bench
+    for other, mid in (("bench_scratch", "scratch_onnx"), ("bench_targets", "student_int8_mobile")):
+        path = root / other / "bench.json"
+        if path.is_file():
+            extra = json.loads(path.read_text())
+            models.setdefault(mid, extra["models"][mid])
+            tests = tests + extra["accuracy_tests"]
     teacher = models["teacher_onnx"]["latency"]
     lines = ["| model | test acc. % [95 % CI] | McNemar p vs alone | size KB | params | "
              "p50 b1 ms | p50 b32 ms | speed-up b1 | speed-up b32 |",

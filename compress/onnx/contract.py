@@ -182,5 +182,13 @@ def contract_metadata(ckpt: dict, data, metrics: dict, source: dict) -> dict:
         "compress.data": portable_spec(ckpt["data"]),
         "compress.metrics": metrics,
         "compress.source": source,
-        "compress.model": ckpt["model"],
+        "compress.model": portable_model(ckpt["model"]),
     }
+
+
+def portable_model(model: dict) -> dict:
+    """The model spec as shipped: the weights file it started from by name (its sha256 is in the
+    checkpoint), not the build machine's absolute path."""
+    if not model.get("weights"):
+        return model
+    return {**model, "weights": Path(model["weights"]).name}

@@ -108,3 +108,14 @@ def test_the_cache_key_follows_the_weights_bytes(tv_file):
     after = cfg.hash_payload()
     # assert
     assert before["weights_sha256"] != after["weights_sha256"]
+
+
+def test_shipped_metadata_names_the_weights_file_not_the_build_path():
+    # setup
+    from compress.onnx.contract import portable_model
+
+    spec = {"arch": "mobilenet_v2", "width_mult": 1.0, "weights": "/home/me/cache/mnv2.pth"}
+    # execute
+    shipped = portable_model(spec)
+    # assert
+    assert shipped["weights"] == "mnv2.pth" and portable_model({"arch": "mlp"}) == {"arch": "mlp"}

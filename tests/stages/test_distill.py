@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from compress import artifacts
 from compress.models import count_params
 from compress.trainer.distillation import load_model
@@ -86,6 +88,7 @@ def test_a_teacher_that_makes_the_student_worse_is_warned_about(tmp_path, capsys
     assert f"warning: student: {m['warning']}" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~45 s on 2 loaded cores; the fast sibling: the loss test below
 def test_distillation_learns_from_the_unlabeled_images(tmp_path):
     # setup: 5 labels per class on digits, the other ~1,100 training images unlabeled; a
     # teacher trained on every label (a plain checkpoint-free module is enough here)
